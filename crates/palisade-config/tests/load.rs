@@ -1,0 +1,98 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use palisade_config::{AuditSink, Config};
+
+const GOOD: &str = r#"
+trust_domain = "palisade.test"
+
+[audit]
+sink = "jsonl"
+path = "-"
+
+[[service]]
+name = "orders"
+spiffe_id = "spiffe://palisade.test/ns/demo/sa/orders"
+inbound = "127.0.0.1:7001"
+upstream = "127.0.0.1:8001"
+outbound = "127.0.0.1:9001"
+owner = "team-orders"
+"#;
+
+#[test]
+fn loads_a_valid_file_and_resolves_relative_paths() {
+    let config = Config::parse(GOOD, Path::new("/etc/palisade/palisade.toml")).unwrap();
+    assert_eq!(config.trust_domain, "palisade.test");
+    assert_eq!(config.state_dir, Path::new("/etc/palisade/state"));
+    assert_eq!(config.policy_dir, Path::new("/etc/palisade/policies"));
+    assert_eq!(config.audit.sink, AuditSink::JsonLines { path: None });
+    let orders = config.service("orders").unwrap();
+    assert_eq!(
+        orders.svid_dir,
+        Path::new("/etc/palisade/state/svids/orders")
+    );
+    assert_eq!(orders.owner.as_deref(), Some("team-orders"));
+}
+
+#[test]
+fn defaults_the_audit_sink_to_sqlite_in_the_state_dir() {
+    let text = GOOD.replace("[audit]\nsink = \"jsonl\"\npath = \"-\"\n", "");
+    let config = Config::parse(&text, Path::new("/srv/p.toml")).unwrap();
+    assert_eq!(
+        config.audit.sink,
+        AuditSink::Sqlite {
+            path: "/srv/state/audit.db".into()
+        }
+    );
+}
+
+#[test]
+fn reports_unknown_fields_with_file_and_line() {
+    let text = GOOD.replace("owner = ", "ownr = ");
+    let err = Config::parse(&text, Path::new("p.toml")).unwrap_err();
+    let shown = err.to_string();
+    assert!(shown.starts_with("p.toml:14"), "{shown}");
+    assert!(shown.contains("unknown field `ownr`"), "{shown}");
+}
+
+#[test]
+fn reports_every_semantic_problem_with_its_field_and_line() {
+    let text = format!(
+        "{GOOD}\n[[service]]\nname = \"Orders\"\nspiffe_id = \"spiffe://other.test/ns/demo/sa/x\"\ninbound = \"127.0.0.1:7001\"\nupstream = \"127.0.0.1:8002\"\nopenapi = \"missing.yaml\"\n"
+    );
+    let err = Config::parse(&text, Path::new("p.toml")).unwrap_err();
+    let fields: Vec<_> = err
+        .issues
+        .iter()
+        .map(|i| (i.field.as_str(), i.line))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            ("service[1].name", Some(17)),
+            ("service[1].spiffe_id", Some(18)),
+            ("service[1].inbound", Some(19)),
+            ("service[1].openapi", Some(21)),
+        ],
+        "{err}"
+    );
+    assert!(err
+        .to_string()
+        .contains("outside the configured trust domain"));
+}
+
+#[test]
+fn names_the_broken_spiffe_rule() {
+    let text = GOOD.replace("sa/orders\"", "sa//orders\"");
+    let err = Config::parse(&text, Path::new("p.toml")).unwrap_err();
+    assert_eq!(err.issues[0].field, "service[0].spiffe_id");
+    assert!(err.issues[0].message.contains("empty segment"), "{err}");
+}
+
+#[test]
+fn rejects_a_bad_socket_address_with_its_line() {
+    let text = GOOD.replace("127.0.0.1:8001", "localhost");
+    let err = Config::parse(&text, Path::new("p.toml")).unwrap_err();
+    assert_eq!(err.issues[0].line, Some(12), "{err}");
+}

@@ -1,0 +1,114 @@
+//! Workload identity for Palisade.
+//!
+//! - [`SpiffeId`]: SPIFFE IDs validated per the SPIFFE ID spec.
+//! - [`CertificateAuthority`]: the root CA (ECDSA P-256) that issues short-lived
+//!   X.509-SVIDs ([`IssuedSvid`]) for one trust domain.
+//! - [`SvidMaterial`]: a workload's SVID, key and trust bundle loaded from disk.
+//! - [`tls`]: rustls configurations whose verifiers check SVIDs, not DNS names, and the
+//!   mapping of handshake failures to stable `palisade.identity.*` codes.
+//!
+//! Not here: SVID rotation and the CSR flow (the control plane's job), JWT-SVIDs.
+
+mod ca;
+mod spiffe;
+mod svid;
+pub mod tls;
+
+use std::path::PathBuf;
+
+pub use ca::{
+    write_svid_dir, CertificateAuthority, IssuedSvid, CA_CERT_FILE, CA_KEY_FILE, DEFAULT_SVID_TTL,
+};
+pub use spiffe::{validate_trust_domain, SpiffeId, SpiffeIdError, MAX_SPIFFE_ID_LEN};
+pub use svid::{
+    load_roots, read_certs, svid_identity, SvidError, SvidMaterial, BUNDLE_FILE, SVID_CERT_FILE,
+    SVID_KEY_FILE,
+};
+
+/// Errors from managing identities on disk.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A PEM file holds no certificate or key.
+    #[error("{path}: no PEM certificate or key found")]
+    EmptyPem {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A key or CA certificate could not be parsed.
+    #[error("{path}: {source}")]
+    BadKey {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: rcgen::Error,
+    },
+    /// A trust bundle certificate was not accepted as a root.
+    #[error("{path}: not a usable CA certificate: {source}")]
+    BadBundle {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: rustls::Error,
+    },
+    /// A certificate file does not hold a valid X.509-SVID.
+    #[error("{path}: not a valid X.509-SVID: {source}")]
+    NotAnSvid {
+        /// The file.
+        path: PathBuf,
+        /// The broken rule.
+        source: SvidError,
+    },
+    /// `ca init` would replace an existing CA.
+    #[error("a CA already exists at {path}; pass --force to replace it (every SVID it issued stops being trusted)")]
+    CaExists {
+        /// The existing CA certificate.
+        path: PathBuf,
+    },
+    /// No CA exists in the state directory.
+    #[error("no CA at {path}; create one with `palisade ca init`")]
+    CaMissing {
+        /// Where the CA was expected.
+        path: PathBuf,
+    },
+    /// The CA certificate has no `spiffe://<trust-domain>` URI SAN.
+    #[error("{path}: CA certificate names no SPIFFE trust domain")]
+    CaWithoutTrustDomain {
+        /// The CA certificate.
+        path: PathBuf,
+    },
+    /// The trust domain name is invalid.
+    #[error("invalid trust domain: {0}")]
+    BadTrustDomain(SpiffeIdError),
+    /// An SVID was requested for a trust domain this CA does not serve.
+    #[error("{id} is outside this CA's trust domain {ca_trust_domain:?}")]
+    ForeignTrustDomain {
+        /// The requested ID.
+        id: String,
+        /// The CA's trust domain.
+        ca_trust_domain: String,
+    },
+    /// A workload SVID needs a path; the bare trust domain ID names no workload.
+    #[error("{id} names no workload: a workload SPIFFE ID needs a path such as /ns/<namespace>/sa/<account>")]
+    NoWorkloadPath {
+        /// The requested ID.
+        id: String,
+    },
+    /// `not_after` is not after `not_before`.
+    #[error("certificate validity window is empty")]
+    EmptyValidity,
+    /// Key or certificate generation failed.
+    #[error("certificate generation failed: {0}")]
+    Generate(rcgen::Error),
+    /// Building a TLS configuration failed.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+}

@@ -1,0 +1,284 @@
+//! rustls configurations for sidecars: SVID-checking verifiers for both directions, and
+//! the classification of handshake failures into stable codes.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, OtherError,
+    RootCertStore, ServerConfig, SignatureScheme,
+};
+
+use crate::svid::{svid_identity, SvidError, SvidMaterial};
+use crate::{IdentityError, SpiffeId};
+
+/// ALPN protocols the inbound listener offers, most preferred first.
+const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn svid_rejection(err: SvidError) -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(err))))
+}
+
+/// Verifies client certificates: the chain must lead to the trust bundle (rustls' WebPKI
+/// verifier does that, including validity period and the clientAuth EKU), and the leaf
+/// must be an X.509-SVID from a trusted trust domain.
+#[derive(Debug)]
+pub struct SvidClientVerifier {
+    chain: Arc<dyn ClientCertVerifier>,
+    trust_domains: Vec<String>,
+}
+
+impl SvidClientVerifier {
+    /// A verifier that trusts `roots` for SVIDs in any of `trust_domains`.
+    pub fn new(roots: RootCertStore, trust_domains: Vec<String>) -> Result<Self, IdentityError> {
+        let chain = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| IdentityError::Tls(e.to_string()))?;
+        Ok(SvidClientVerifier {
+            chain,
+            trust_domains,
+        })
+    }
+}
+
+impl ClientCertVerifier for SvidClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.chain.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.chain
+            .verify_client_cert(end_entity, intermediates, now)?;
+        let id = svid_identity(end_entity).map_err(svid_rejection)?;
+        if !self.trust_domains.iter().any(|td| td == id.trust_domain()) {
+            return Err(svid_rejection(SvidError::ForeignTrustDomain {
+                id: id.to_string(),
+                trust_domain: id.trust_domain().to_owned(),
+                trusted: self.trust_domains.join(", "),
+            }));
+        }
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.chain.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.chain.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.chain.supported_verify_schemes()
+    }
+}
+
+/// Verifies a server's SVID: the chain must lead to the trust bundle and the leaf must
+/// name exactly the SPIFFE ID configured for the target service. DNS names and IP
+/// addresses play no part: identity, not network location, is what is checked.
+#[derive(Debug)]
+pub struct SvidServerVerifier {
+    roots: RootCertStore,
+    expected: SpiffeId,
+    provider: Arc<CryptoProvider>,
+}
+
+impl SvidServerVerifier {
+    /// A verifier that accepts only `expected`, chained to `roots`.
+    pub fn new(roots: RootCertStore, expected: SpiffeId) -> Self {
+        SvidServerVerifier {
+            roots,
+            expected,
+            provider: provider(),
+        }
+    }
+}
+
+impl ServerCertVerifier for SvidServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.provider.signature_verification_algorithms.all,
+        )?;
+        let id = svid_identity(end_entity).map_err(svid_rejection)?;
+        if id != self.expected {
+            return Err(svid_rejection(SvidError::UnexpectedServerIdentity {
+                expected: self.expected.to_string(),
+                presented: id.to_string(),
+            }));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The inbound (server) TLS configuration of a sidecar: TLS 1.3 and 1.2, client
+/// certificate required and verified as an SVID from one of `trust_domains`.
+pub fn inbound_server_config(
+    svid: &SvidMaterial,
+    trust_domains: Vec<String>,
+) -> Result<ServerConfig, IdentityError> {
+    let verifier = SvidClientVerifier::new(svid.roots.clone(), trust_domains)?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| IdentityError::Tls(e.to_string()))?
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_single_cert(svid.chain.clone(), svid.key.clone_key())
+        .map_err(|e| IdentityError::Tls(e.to_string()))?;
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
+/// The outbound (client) TLS configuration towards one service: presents this
+/// workload's SVID and accepts only a server SVID naming `expected`.
+pub fn outbound_client_config(
+    svid: &SvidMaterial,
+    expected: SpiffeId,
+) -> Result<ClientConfig, IdentityError> {
+    let verifier = SvidServerVerifier::new(svid.roots.clone(), expected);
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| IdentityError::Tls(e.to_string()))?
+        .dangerous() // Not dangerous here: the custom verifier is stricter than WebPKI's.
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_client_auth_cert(svid.chain.clone(), svid.key.clone_key())
+        .map_err(|e| IdentityError::Tls(e.to_string()))?;
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
+/// Why a TLS handshake failed, as a stable code and a human-readable detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeRejection {
+    /// A `palisade.identity.*` or `palisade.tls.*` code.
+    pub code: &'static str,
+    /// What went wrong, without secrets.
+    pub detail: String,
+}
+
+/// Classifies a failed handshake (the I/O error tokio-rustls returns) into a stable code.
+pub fn classify_handshake_error(err: &std::io::Error) -> HandshakeRejection {
+    let Some(tls) = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        return HandshakeRejection {
+            code: "palisade.tls.handshake_failed",
+            detail: format!("connection failed during the TLS handshake: {err}"),
+        };
+    };
+    classify_tls_error(tls)
+}
+
+/// Classifies a rustls error into a stable code.
+pub fn classify_tls_error(err: &rustls::Error) -> HandshakeRejection {
+    let (code, detail) = match err {
+        rustls::Error::NoCertificatesPresented => (
+            "palisade.identity.missing",
+            "no client certificate was presented; an X.509-SVID is required".to_owned(),
+        ),
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => (
+                "palisade.identity.expired",
+                format!("certificate expired: {cert}"),
+            ),
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => (
+                "palisade.identity.not_yet_valid",
+                format!("certificate not yet valid: {cert}"),
+            ),
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => (
+                "palisade.identity.untrusted",
+                "certificate does not chain to the trust bundle".to_owned(),
+            ),
+            CertificateError::Other(OtherError(inner)) => match inner.downcast_ref::<SvidError>() {
+                Some(svid) => (svid.code(), svid.to_string()),
+                None => ("palisade.identity.invalid_certificate", inner.to_string()),
+            },
+            other => (
+                "palisade.identity.invalid_certificate",
+                format!("certificate rejected: {other}"),
+            ),
+        },
+        rustls::Error::AlertReceived(alert) => (
+            "palisade.tls.alert_received",
+            format!("peer aborted the handshake with alert {alert:?}"),
+        ),
+        other => ("palisade.tls.handshake_failed", other.to_string()),
+    };
+    HandshakeRejection { code, detail }
+}
