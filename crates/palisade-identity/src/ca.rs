@@ -183,31 +183,45 @@ impl CertificateAuthority {
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
     ) -> Result<rcgen::Certificate, IdentityError> {
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::OrganizationName, "Palisade");
-        params.distinguished_name = dn;
-        params.subject_alt_names = vec![SanType::URI(
-            id.as_str().try_into().map_err(IdentityError::Generate)?,
-        )];
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-            KeyUsagePurpose::KeyAgreement,
-        ];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.use_authority_key_identifier_extension = true;
-        params.not_before = not_before;
-        params.not_after = not_after;
-        params.serial_number = Some(random_serial());
-        params
+        svid_params(id, not_before, not_after)?
             .signed_by(public_key, &self.issuer)
             .map_err(IdentityError::Generate)
     }
+}
+
+/// Certificate parameters of a leaf X.509-SVID for `id`: one URI SAN, CA=false,
+/// digitalSignature (plus the key-exchange usages TLS 1.2 RSA/ECDH suites may need),
+/// serverAuth and clientAuth, a random serial.
+///
+/// Public so tools and tests can sign SVIDs with keys this CA type does not manage;
+/// [`CertificateAuthority::issue`] is the normal way to get one.
+pub fn svid_params(
+    id: &SpiffeId,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<CertificateParams, IdentityError> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Palisade");
+    params.distinguished_name = dn;
+    params.subject_alt_names = vec![SanType::URI(
+        id.as_str().try_into().map_err(IdentityError::Generate)?,
+    )];
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+        KeyUsagePurpose::KeyAgreement,
+    ];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = not_before;
+    params.not_after = not_after;
+    params.serial_number = Some(random_serial());
+    Ok(params)
 }
 
 impl std::fmt::Debug for CertificateAuthority {

@@ -1,0 +1,1 @@
+//! palisade demo: a three-service mesh with scenarios

@@ -1,0 +1,272 @@
+//! The per-request context the stages fill in, and the record stage that turns it into
+//! exactly one audit record when the response is finished (or abandoned).
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body::{Body, Frame, SizeHint};
+use palisade_audit::{AuditRecord, AuditSlot, AuthMethod, Decision, Direction};
+use palisade_identity::SpiffeId;
+use time::OffsetDateTime;
+
+/// Header that carries the request id to upstreams and back to callers.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Who is calling, as established by the identify stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The caller's SPIFFE ID.
+    pub id: SpiffeId,
+    /// How it was authenticated.
+    pub auth: AuthMethod,
+}
+
+/// What one request has accumulated on its way through the pipeline.
+#[derive(Debug)]
+pub struct RequestContext {
+    /// Propagated from a trusted caller or newly made (UUIDv7).
+    pub request_id: String,
+    /// Wall-clock time the request arrived (audit `ts`).
+    pub received_at: OffsetDateTime,
+    /// Monotonic arrival time, for latency.
+    pub started: Instant,
+    /// The service whose sidecar handles the request (for outbound: the target).
+    pub service: String,
+    /// Inbound (a caller → this service) or outbound (this service → a target).
+    pub direction: Direction,
+    /// The remote socket address.
+    pub peer: Option<SocketAddr>,
+    /// Set by the identify stage.
+    pub caller: Option<Caller>,
+    /// The HTTP method.
+    pub method: String,
+    /// The request path, without the query.
+    pub path: String,
+    /// The route template, set by the route stage when the service has a spec.
+    pub route: Option<String>,
+    /// Policies that decided, set by the authorize stage.
+    pub policies: Vec<String>,
+    /// Sensitive data classes seen (filled by later stages).
+    pub data_classes: Vec<String>,
+}
+
+impl RequestContext {
+    /// Starts a context for a request.
+    pub fn new(
+        request_id: String,
+        service: String,
+        direction: Direction,
+        peer: Option<SocketAddr>,
+        method: &http::Method,
+        path: &str,
+    ) -> Self {
+        RequestContext {
+            request_id,
+            received_at: OffsetDateTime::now_utc(),
+            started: Instant::now(),
+            service,
+            direction,
+            peer,
+            caller: None,
+            method: method.as_str().to_owned(),
+            path: path.to_owned(),
+            route: None,
+            policies: Vec::new(),
+            data_classes: Vec::new(),
+        }
+    }
+
+    /// The audit record for this request, with the outcome supplied.
+    pub fn to_record(&self, outcome: &Outcome, bytes_in: u64, bytes_out: u64) -> AuditRecord {
+        AuditRecord {
+            ts: self.received_at,
+            request_id: self.request_id.clone(),
+            caller: self.caller.as_ref().map(|c| c.id.to_string()),
+            auth: self.caller.as_ref().map_or(AuthMethod::None, |c| c.auth),
+            service: self.service.clone(),
+            method: Some(self.method.clone()),
+            path: Some(self.path.clone()),
+            route: self.route.clone(),
+            decision: if outcome.code.is_none() {
+                Decision::Allow
+            } else {
+                Decision::Deny
+            },
+            code: outcome.code.map(str::to_owned),
+            policies: self.policies.clone(),
+            status: Some(outcome.status.as_u16()),
+            latency_us: u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            bytes_in,
+            bytes_out,
+            data_classes: self.data_classes.clone(),
+            peer: self.peer.map(|p| p.to_string()),
+            direction: self.direction,
+            detail: outcome.detail.clone(),
+        }
+    }
+}
+
+/// How a request ended, as the record stage writes it.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The status sent to the caller.
+    pub status: StatusCode,
+    /// `None` when allowed; the rejection code otherwise.
+    pub code: Option<&'static str>,
+    /// Why it was denied.
+    pub detail: Option<String>,
+}
+
+/// The record stage: holds the context and a reserved audit slot, and writes the record
+/// exactly once, when the response body ends or is dropped (client gone, task cancelled).
+/// Writing from `Drop` is what makes "one record per request" hold on every path.
+pub struct Recorder {
+    context: RequestContext,
+    outcome: Outcome,
+    slot: Option<AuditSlot>,
+    bytes_in: Arc<AtomicU64>,
+    bytes_out: u64,
+}
+
+impl Recorder {
+    /// Arms the record stage for a request whose response status is known.
+    pub fn new(context: RequestContext, outcome: Outcome, slot: AuditSlot, bytes_in: Arc<AtomicU64>) -> Self {
+        Recorder {
+            context,
+            outcome,
+            slot: Some(slot),
+            bytes_in,
+            bytes_out: 0,
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            let record = self.context.to_record(
+                &self.outcome,
+                self.bytes_in.load(Ordering::Relaxed),
+                self.bytes_out,
+            );
+            tracing::debug!(request_id = %record.request_id, decision = record.decision.as_str(), code = ?record.code, "request recorded");
+            slot.send(record);
+        }
+    }
+}
+
+/// Error type of bodies the proxy serves.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A response body that counts what it sends and carries the [`Recorder`], which writes the
+/// audit record when the body is finished or dropped.
+pub struct RecordingBody<B> {
+    inner: B,
+    recorder: Option<Recorder>,
+}
+
+impl<B> RecordingBody<B> {
+    /// Wraps a body.
+    pub fn new(inner: B, recorder: Recorder) -> Self {
+        RecordingBody {
+            inner,
+            recorder: Some(recorder),
+        }
+    }
+
+    /// Wraps a body that must not be recorded (only when the audit log itself is gone).
+    pub fn unrecorded(inner: B) -> Self {
+        RecordingBody {
+            inner,
+            recorder: None,
+        }
+    }
+}
+
+impl<B> Body for RecordingBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(data), Some(recorder)) = (frame.data_ref(), this.recorder.as_mut()) {
+                    recorder.bytes_out += data.len() as u64;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => {
+                // Record as soon as the body is complete, not when hyper gets round to dropping it.
+                this.recorder.take();
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A request body that counts the bytes it passes on, into a counter the recorder reads.
+pub struct CountingBody<B> {
+    inner: B,
+    count: Arc<AtomicU64>,
+}
+
+impl<B> CountingBody<B> {
+    /// Wraps a body; `count` receives the running total.
+    pub fn new(inner: B, count: Arc<AtomicU64>) -> Self {
+        CountingBody { inner, count }
+    }
+}
+
+impl<B> Body for CountingBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                this.count.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

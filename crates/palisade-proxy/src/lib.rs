@@ -1,0 +1,246 @@
+//! The Palisade sidecar.
+//!
+//! One [`Sidecar`] fronts one configured service:
+//! - the **inbound** listener terminates mutual TLS (client X.509-SVID required), runs the
+//!   request pipeline ([`pipeline`]) and forwards allowed calls to the local app;
+//! - the **outbound** listener takes plain HTTP from the local app, picks the target service
+//!   from the Host header, and calls the target's sidecar over mTLS, accepting only the
+//!   target's configured SPIFFE ID.
+//!
+//! Every request, allowed or refused (including refused handshakes), leaves exactly one
+//! audit record.
+
+pub mod context;
+pub mod pipeline;
+pub mod rejection;
+mod server;
+pub mod stages;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use palisade_audit::AuditHandle;
+use palisade_config::{Config, ServiceConfig};
+use palisade_identity::tls::{inbound_server_config, outbound_client_config};
+use palisade_identity::{IdentityError, SvidMaterial};
+use palisade_openapi::{ApiSpec, SpecError};
+use palisade_policy::{spawn_reloader, PolicyEngine, PolicyError, ReloadWatcher, ServiceInfo};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::pipeline::{InboundPipeline, OutboundPipeline};
+use crate::stages::forward::{LocalUpstream, MeshTarget};
+
+pub use crate::rejection::Rejection;
+
+/// Why a sidecar could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// The named service is not in the configuration.
+    #[error("no service named {name:?} in {config}")]
+    UnknownService {
+        /// The requested name.
+        name: String,
+        /// The configuration file.
+        config: PathBuf,
+    },
+    /// The SVID could not be loaded or is unusable.
+    #[error("service {service}: {source}")]
+    Identity {
+        /// The service.
+        service: String,
+        /// The cause.
+        source: IdentityError,
+    },
+    /// The SVID on disk is for another identity than the configuration says.
+    #[error("service {service}: SVID in {dir} is for {found}, but the configuration says {expected}")]
+    WrongSvid {
+        /// The service.
+        service: String,
+        /// The SVID directory.
+        dir: PathBuf,
+        /// The configured identity.
+        expected: String,
+        /// The identity in the SVID.
+        found: String,
+    },
+    /// An OpenAPI spec failed to load.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The policy watcher could not start.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Loads every configured service's spec (the policy layer needs all routes to check
+/// endpoint references) and returns the policy view of the services plus the specs.
+pub fn load_services(config: &Config) -> Result<(Vec<ServiceInfo>, HashMap<String, ApiSpec>), SpecError> {
+    let mut specs = HashMap::new();
+    let mut infos = Vec::new();
+    for service in &config.services {
+        let spec = service.openapi.as_deref().map(ApiSpec::load).transpose()?;
+        infos.push(ServiceInfo {
+            name: service.name.clone(),
+            spiffe_id: service.spiffe_id.to_string(),
+            owner: service.owner.clone(),
+            trust_domain: service.spiffe_id.trust_domain().to_owned(),
+            routes: spec
+                .as_ref()
+                .map(|s| s.route_templates().into_iter().map(str::to_owned).collect()),
+        });
+        if let Some(spec) = spec {
+            specs.insert(service.name.clone(), spec);
+        }
+    }
+    Ok((infos, specs))
+}
+
+/// A sidecar, not yet started.
+pub struct Sidecar;
+
+/// A running sidecar; dropping it without [`RunningSidecar::shutdown`] aborts its listeners.
+pub struct RunningSidecar {
+    /// The bound inbound (mTLS) address.
+    pub inbound_addr: SocketAddr,
+    /// The bound outbound (plain, loopback) address, if configured.
+    pub outbound_addr: Option<SocketAddr>,
+    /// The policy engine, for inspection (generation, reload).
+    pub policy: Arc<PolicyEngine>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    _reloader: ReloadWatcher,
+}
+
+impl Sidecar {
+    /// Starts the sidecar for `service` from `config`, writing audit records to `audit`.
+    ///
+    /// Loads the service's SVID, every service's spec and the policy directory. A policy
+    /// set that fails to load is logged and the sidecar denies everything with
+    /// `palisade.policy.unavailable` until a valid set appears (fail closed).
+    pub async fn start(config: &Config, service: &str, audit: AuditHandle) -> Result<RunningSidecar, ProxyError> {
+        let own = config.service(service).ok_or_else(|| ProxyError::UnknownService {
+            name: service.to_owned(),
+            config: config.file.clone(),
+        })?;
+        let svid = load_svid(own)?;
+        let (infos, mut specs) = load_services(config)?;
+        let policy = Arc::new(PolicyEngine::new(infos, config.policy_dir.clone())?);
+        match policy.reload() {
+            Ok(summary) => tracing::info!(service, ?summary, "policies loaded"),
+            Err(e) => tracing::error!(service, error = %e, "no valid policy set; denying every request until one loads"),
+        }
+        let reloader = spawn_reloader(policy.clone())?;
+
+        let tls = inbound_server_config(&svid, vec![config.trust_domain.clone()]).map_err(|source| ProxyError::Identity {
+            service: service.to_owned(),
+            source,
+        })?;
+        let inbound = Arc::new(InboundPipeline {
+            service: own.name.clone(),
+            spec: specs.remove(&own.name),
+            policy: policy.clone(),
+            upstream: LocalUpstream::new(own.upstream, own.spiffe_id.clone()),
+            audit: audit.clone(),
+        });
+        let inbound_listener = bind(own.inbound).await?;
+        let inbound_addr = local_addr(&inbound_listener, own.inbound)?;
+        let (shutdown, watch_rx) = watch::channel(false);
+        let mut tasks = vec![tokio::spawn(server::serve_inbound(
+            inbound_listener,
+            TlsAcceptor::from(Arc::new(tls)),
+            inbound,
+            watch_rx.clone(),
+        ))];
+
+        let mut outbound_addr = None;
+        if let Some(addr) = own.outbound {
+            let mut targets = HashMap::new();
+            for target in config.services.iter().filter(|s| s.name != own.name) {
+                let tls = outbound_client_config(&svid, target.spiffe_id.clone()).map_err(|source| ProxyError::Identity {
+                    service: service.to_owned(),
+                    source,
+                })?;
+                targets.insert(
+                    target.name.clone(),
+                    MeshTarget::new(target.name.clone(), target.inbound, own.spiffe_id.clone(), tls),
+                );
+            }
+            let outbound = Arc::new(OutboundPipeline {
+                own_id: own.spiffe_id.clone(),
+                targets,
+                audit,
+            });
+            let listener = bind(addr).await?;
+            outbound_addr = Some(local_addr(&listener, addr)?);
+            tasks.push(tokio::spawn(server::serve_outbound(listener, outbound, watch_rx)));
+        }
+        tracing::info!(service, %inbound_addr, ?outbound_addr, upstream = %own.upstream, "sidecar started");
+        Ok(RunningSidecar {
+            inbound_addr,
+            outbound_addr,
+            policy,
+            shutdown,
+            tasks,
+            _reloader: reloader,
+        })
+    }
+}
+
+impl RunningSidecar {
+    /// Stops accepting, lets in-flight requests finish (bounded), and returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningSidecar {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn load_svid(service: &ServiceConfig) -> Result<SvidMaterial, ProxyError> {
+    let svid = SvidMaterial::load_dir(&service.svid_dir).map_err(|source| ProxyError::Identity {
+        service: service.name.clone(),
+        source,
+    })?;
+    if svid.spiffe_id != service.spiffe_id {
+        return Err(ProxyError::WrongSvid {
+            service: service.name.clone(),
+            dir: service.svid_dir.clone(),
+            expected: service.spiffe_id.to_string(),
+            found: svid.spiffe_id.to_string(),
+        });
+    }
+    Ok(svid)
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ProxyError::Bind { addr, source })
+}
+
+fn local_addr(listener: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, ProxyError> {
+    listener
+        .local_addr()
+        .map_err(|source| ProxyError::Bind { addr, source })
+}

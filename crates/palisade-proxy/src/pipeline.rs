@@ -1,0 +1,269 @@
+//! The request path. Read this file to know what happens to a request.
+//!
+//! Inbound (a caller's sidecar → this service):
+//!
+//! ```text
+//! TLS handshake (client SVID required and verified)
+//!   → identify → route → authorize → forward → record
+//! ```
+//!
+//! Outbound (the local app → another service):
+//!
+//! ```text
+//! identify (own workload) → route (Host names the target) → forward (mTLS, target's SPIFFE ID pinned) → record
+//! ```
+//!
+//! Every stage returns `Result<_, Rejection>`; the first refusal ends the request with an
+//! RFC 9457 problem. Whatever happened, the record stage (the [`Recorder`] carried in the
+//! response body) writes exactly one audit record.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use palisade_audit::{AuditHandle, AuthMethod, Direction};
+use palisade_identity::SpiffeId;
+use palisade_openapi::ApiSpec;
+use palisade_policy::PolicyEngine;
+
+use crate::context::{
+    Caller, CountingBody, Outcome, Recorder, RecordingBody, RequestContext, REQUEST_ID_HEADER,
+};
+use crate::rejection::{problem_body, Rejection};
+use crate::stages::authorize::{authorize, Call};
+use crate::stages::forward::{ForwardBody, LocalUpstream, MeshTarget};
+use crate::stages::identify::{identify, ConnectionIdentity};
+use crate::stages::route::{endpoint, route};
+
+/// What every response body of the proxy is: the upstream's streamed body or a problem,
+/// carrying the record stage.
+pub type ProxyBody = RecordingBody<Either<Incoming, Full<Bytes>>>;
+
+/// What a connection knows about its peer, handed to every request on it.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// The remote socket address.
+    pub peer: SocketAddr,
+    /// The verified identity, if any.
+    pub identity: ConnectionIdentity,
+}
+
+/// The inbound pipeline of one service's sidecar.
+pub struct InboundPipeline {
+    /// The service this sidecar fronts.
+    pub service: String,
+    /// Its OpenAPI spec, if any.
+    pub spec: Option<ApiSpec>,
+    /// The authorizer.
+    pub policy: Arc<PolicyEngine>,
+    /// The local app.
+    pub upstream: LocalUpstream,
+    /// Where records go.
+    pub audit: AuditHandle,
+}
+
+/// A pipeline's ordered stages, run by [`handle_request`] between the audit slot
+/// reservation and the record stage.
+trait Stages {
+    /// Runs the stages in order; the first refusal ends the request.
+    async fn run(
+        &self,
+        ctx: &mut RequestContext,
+        connection: &ConnectionInfo,
+        request: Request<ForwardBody>,
+    ) -> Result<Response<Incoming>, Rejection>;
+}
+
+impl Stages for InboundPipeline {
+    async fn run(
+        &self,
+        ctx: &mut RequestContext,
+        connection: &ConnectionInfo,
+        request: Request<ForwardBody>,
+    ) -> Result<Response<Incoming>, Rejection> {
+        // identify: the caller's SPIFFE ID, from the SVID verified in the handshake.
+        let caller = identify(&connection.identity)?;
+        ctx.caller = Some(caller.clone());
+        // route: the endpoint is the spec's route template, else the literal path.
+        ctx.route = route(self.spec.as_ref(), &ctx.method, &ctx.path);
+        // authorize: Cedar, deny by default; the deciding policies go into the record.
+        ctx.policies = authorize(
+            &self.policy,
+            Call {
+                caller: &caller,
+                method: &ctx.method,
+                service: &self.service,
+                endpoint: endpoint(ctx.route.as_deref(), &ctx.path),
+                path: &ctx.path,
+                at: ctx.received_at,
+            },
+        )
+        .inspect_err(|rejection| ctx.policies = rejection.policies().to_vec())?;
+        // forward: to the local app, with x-request-id and x-forwarded-client-cert.
+        self.upstream.forward(ctx, request).await
+        // record: done by the Recorder in the response body, see `handle_request`.
+    }
+}
+
+impl InboundPipeline {
+    /// Handles one request from a connection.
+    pub async fn handle(&self, connection: &ConnectionInfo, request: Request<Incoming>) -> Response<ProxyBody> {
+        let ctx = new_context(&request, self.service.clone(), Direction::Inbound, connection.peer);
+        handle_request(self, &self.audit, ctx, connection, request).await
+    }
+}
+
+/// The outbound pipeline of one service's sidecar.
+pub struct OutboundPipeline {
+    /// This sidecar's own workload identity (the caller of every outbound request).
+    pub own_id: SpiffeId,
+    /// The configured services this one may address, by name.
+    pub targets: HashMap<String, MeshTarget>,
+    /// Where records go.
+    pub audit: AuditHandle,
+}
+
+impl Stages for OutboundPipeline {
+    async fn run(
+        &self,
+        ctx: &mut RequestContext,
+        _connection: &ConnectionInfo,
+        request: Request<ForwardBody>,
+    ) -> Result<Response<Incoming>, Rejection> {
+        // identify: the outbound listener is bound to loopback for the local workload only.
+        ctx.caller = Some(Caller {
+            id: self.own_id.clone(),
+            auth: AuthMethod::Mtls,
+        });
+        // route: the Host header names the target service.
+        let target = self.target_of(&request)?;
+        ctx.service = target.name().to_owned();
+        // forward: mTLS to the target's sidecar, which must present the target's SPIFFE ID.
+        target.forward(ctx, request).await
+        // record: done by the Recorder in the response body, see `handle_request`.
+    }
+}
+
+impl OutboundPipeline {
+    fn target_of<B>(&self, request: &Request<B>) -> Result<&MeshTarget, Rejection> {
+        let host = request
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| request.uri().host())
+            .ok_or(Rejection::MissingTarget)?;
+        let name = host.rsplit_once(':').map_or(host, |(name, _port)| name);
+        self.targets.get(name).ok_or_else(|| Rejection::UnknownTarget {
+            host: host.to_owned(),
+        })
+    }
+
+    /// Handles one request from the local app.
+    pub async fn handle(&self, connection: &ConnectionInfo, request: Request<Incoming>) -> Response<ProxyBody> {
+        // Until the target is known the record names the Host the app asked for.
+        let host = request
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let ctx = new_context(&request, host, Direction::Outbound, connection.peer);
+        handle_request(self, &self.audit, ctx, connection, request).await
+    }
+}
+
+fn new_context<B>(request: &Request<B>, service: String, direction: Direction, peer: SocketAddr) -> RequestContext {
+    RequestContext::new(
+        request_id(request.headers().get(REQUEST_ID_HEADER)),
+        service,
+        direction,
+        Some(peer),
+        request.method(),
+        request.uri().path(),
+    )
+}
+
+/// Runs `stages` with the audit slot reserved first (backpressure), then arms the record
+/// stage on the response, whether the stages answered or refused.
+async fn handle_request(
+    stages: &impl Stages,
+    audit: &AuditHandle,
+    mut ctx: RequestContext,
+    connection: &ConnectionInfo,
+    request: Request<Incoming>,
+) -> Response<ProxyBody> {
+    // A slot is reserved before any work, so a request that runs always has room for its
+    // record; when the audit queue is full, new requests wait here.
+    let slot = match audit.reserve().await {
+        Ok(slot) => slot,
+        Err(e) => {
+            tracing::error!(error = %e, "audit writer is gone; refusing the request");
+            let rejection = Rejection::AuditUnavailable;
+            return problem_body(&rejection, &ctx.request_id)
+                .map(|b| RecordingBody::unrecorded(Either::Right(Full::new(b))));
+        }
+    };
+    let bytes_in = Arc::new(AtomicU64::new(0));
+    let request = request.map(|body| CountingBody::new(body, bytes_in.clone()));
+    let result = stages.run(&mut ctx, connection, request).await;
+    let request_id = ctx.request_id.clone();
+    match result {
+        Ok(mut response) => {
+            if let Ok(id) = HeaderValue::from_str(&request_id) {
+                response.headers_mut().insert(REQUEST_ID_HEADER, id);
+            }
+            let outcome = Outcome {
+                status: response.status(),
+                code: None,
+                detail: None,
+            };
+            let recorder = Recorder::new(ctx, outcome, slot, bytes_in);
+            response.map(|body| RecordingBody::new(Either::Left(body), recorder))
+        }
+        Err(rejection) => {
+            tracing::info!(request_id = %request_id, code = rejection.code(), detail = %rejection, "request refused");
+            let outcome = Outcome {
+                status: rejection.status(),
+                code: Some(rejection.code()),
+                detail: Some(rejection.to_string()),
+            };
+            let recorder = Recorder::new(ctx, outcome, slot, bytes_in);
+            problem_body(&rejection, &request_id)
+                .map(|b| RecordingBody::new(Either::Right(Full::new(b)), recorder))
+        }
+    }
+}
+
+/// Keeps a caller's request id when it is a sane token, otherwise makes a new one, so ids
+/// can correlate hops without letting a caller inject log-breaking text.
+pub fn request_id(header: Option<&HeaderValue>) -> String {
+    header
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_a_sane_request_id_and_replaces_a_hostile_one() {
+        let sane = HeaderValue::from_static("abc-123_x.y:z");
+        assert_eq!(request_id(Some(&sane)), "abc-123_x.y:z");
+        let hostile = HeaderValue::from_static("id\" injected=\"1");
+        let replaced = request_id(Some(&hostile));
+        assert_ne!(replaced, "id\" injected=\"1");
+        assert_eq!(replaced.len(), 36);
+        assert_eq!(request_id(None).len(), 36);
+    }
+}

@@ -1,0 +1,226 @@
+//! Why a request was refused, and how that looks on the wire (RFC 9457 problem+json).
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use serde::Serialize;
+
+/// A refusal by one pipeline stage. Each variant is a fact about the request, knows its
+/// stable code and HTTP status, and becomes a problem+json body through [`problem_body`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The connection carried no verified caller identity.
+    #[error("the caller presented no verified identity")]
+    CallerUnidentified,
+    /// The policy set denied the call (including by default).
+    #[error("{reason}")]
+    Denied {
+        /// `palisade.authz.*`.
+        code: &'static str,
+        /// Why, in words.
+        reason: String,
+        /// Policies that decided (forbids), if any.
+        policies: Vec<String>,
+    },
+    /// No valid policy set has been loaded: everything is denied.
+    #[error("{reason}")]
+    PolicyUnavailable {
+        /// Why, in words.
+        reason: String,
+    },
+    /// The local application did not answer.
+    #[error("upstream {addr} is unavailable: {detail}")]
+    UpstreamUnavailable {
+        /// The upstream address.
+        addr: String,
+        /// The connection error.
+        detail: String,
+    },
+    /// The local application took too long to answer.
+    #[error("upstream {addr} did not answer within {seconds} s")]
+    UpstreamTimeout {
+        /// The upstream address.
+        addr: String,
+        /// The timeout.
+        seconds: u64,
+    },
+    /// The audit writer is gone, so the request cannot be recorded and is refused.
+    #[error("the audit log is unavailable; requests are refused until it is back")]
+    AuditUnavailable,
+    /// An outbound request named no target service.
+    #[error("the request has no Host header naming a target service")]
+    MissingTarget,
+    /// An outbound request named a service that is not configured.
+    #[error("no service named {host:?} is configured")]
+    UnknownTarget {
+        /// The Host header as received.
+        host: String,
+    },
+    /// The target's sidecar failed the mTLS handshake: wrong identity, untrusted, expired.
+    #[error("refused to talk to {service}: {detail}")]
+    TargetRejected {
+        /// The identity code (`palisade.identity.server_mismatch`, ...).
+        code: &'static str,
+        /// The target service.
+        service: String,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl Rejection {
+    /// The stable `palisade.*` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::CallerUnidentified => "palisade.identity.missing",
+            Rejection::Denied { code, .. } => code,
+            Rejection::PolicyUnavailable { .. } => "palisade.policy.unavailable",
+            Rejection::UpstreamUnavailable { .. } => "palisade.upstream.unavailable",
+            Rejection::UpstreamTimeout { .. } => "palisade.upstream.timeout",
+            Rejection::AuditUnavailable => "palisade.audit.unavailable",
+            Rejection::MissingTarget => "palisade.outbound.missing_target",
+            Rejection::UnknownTarget { .. } => "palisade.outbound.unknown_service",
+            Rejection::TargetRejected { code, .. } => code,
+        }
+    }
+
+    /// The HTTP status the caller sees.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::CallerUnidentified => StatusCode::UNAUTHORIZED,
+            Rejection::Denied { .. } => StatusCode::FORBIDDEN,
+            // Fail closed, but say it is the proxy's state, not the caller's fault.
+            Rejection::PolicyUnavailable { .. } | Rejection::AuditUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Rejection::UpstreamUnavailable { .. } | Rejection::TargetRejected { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            Rejection::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Rejection::MissingTarget | Rejection::UnknownTarget { .. } => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// A short, fixed summary (RFC 9457 `title`).
+    pub fn title(&self) -> &'static str {
+        match self {
+            Rejection::CallerUnidentified => "Caller not identified",
+            Rejection::Denied { .. } => "Forbidden by policy",
+            Rejection::PolicyUnavailable { .. } => "Policy unavailable",
+            Rejection::UpstreamUnavailable { .. } => "Upstream unavailable",
+            Rejection::UpstreamTimeout { .. } => "Upstream timeout",
+            Rejection::AuditUnavailable => "Audit unavailable",
+            Rejection::MissingTarget => "Missing target service",
+            Rejection::UnknownTarget { .. } => "Unknown target service",
+            Rejection::TargetRejected { .. } => "Target service identity rejected",
+        }
+    }
+
+    /// Policy ids that decided, for the body and the audit record.
+    pub fn policies(&self) -> &[String] {
+        match self {
+            Rejection::Denied { policies, .. } => policies,
+            _ => &[],
+        }
+    }
+}
+
+/// The RFC 9457 body.
+#[derive(Debug, Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    code: &'a str,
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    policies: &'a [String],
+}
+
+/// `type` URI of a problem: a URN per code, documented in docs/ERRORS.md.
+pub fn problem_type(code: &str) -> String {
+    format!("urn:{}", code.replacen('.', ":", 1))
+}
+
+/// Renders a rejection as an `application/problem+json` response.
+pub fn problem_body(rejection: &Rejection, request_id: &str) -> Response<Bytes> {
+    render_problem(
+        rejection.status(),
+        rejection.title(),
+        rejection.code(),
+        &rejection.to_string(),
+        request_id,
+        rejection.policies(),
+    )
+}
+
+/// Renders any problem (also used for refusals outside the pipeline, such as plaintext).
+pub fn render_problem(
+    status: StatusCode,
+    title: &str,
+    code: &str,
+    detail: &str,
+    request_id: &str,
+    policies: &[String],
+) -> Response<Bytes> {
+    let problem = Problem {
+        kind: problem_type(code),
+        title,
+        status: status.as_u16(),
+        detail: detail.to_owned(),
+        code,
+        request_id,
+        policies,
+    };
+    // Serializing a struct of strings cannot fail; fall back to an empty object regardless.
+    let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert(crate::context::REQUEST_ID_HEADER, id);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn renders_rfc9457_fields_with_code_and_policies() {
+        let rejection = Rejection::Denied {
+            code: "palisade.authz.denied",
+            reason: "forbidden by policy no-deletes".into(),
+            policies: vec!["no-deletes".into()],
+        };
+        let response = problem_body(&rejection, "req-1");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(body["type"], "urn:palisade:authz.denied");
+        assert_eq!(body["status"], 403);
+        assert_eq!(body["code"], "palisade.authz.denied");
+        assert_eq!(body["request_id"], "req-1");
+        assert_eq!(body["policies"][0], "no-deletes");
+        assert_eq!(body["detail"], "forbidden by policy no-deletes");
+    }
+
+    #[test]
+    fn omits_policies_when_none_decided() {
+        let response = problem_body(&Rejection::MissingTarget, "r");
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert!(body.get("policies").is_none());
+        assert_eq!(body["status"], 400);
+    }
+}

@@ -1,0 +1,293 @@
+//! forward: send the request on (to the local app inbound, to a target's sidecar over mTLS
+//! outbound) with hop-by-hop headers removed, the request id set and the verified caller
+//! identity passed in `x-forwarded-client-cert`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use palisade_identity::tls::classify_tls_error;
+use palisade_identity::SpiffeId;
+
+use crate::context::{CountingBody, RequestContext, REQUEST_ID_HEADER};
+use crate::rejection::Rejection;
+
+/// The body the forward stage sends: the caller's body, streamed and counted.
+pub type ForwardBody = CountingBody<Incoming>;
+
+/// Envoy's header for the verified client identity; upstream apps can trust it because the
+/// sidecar strips whatever the caller sent.
+pub const XFCC_HEADER: &str = "x-forwarded-client-cert";
+
+/// How long an upstream may take to send response headers.
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those named in `Connection`.
+/// `Transfer-Encoding` is left to hyper, which re-frames the body itself.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// Prepares the headers of a forwarded request.
+pub fn prepare_headers(headers: &mut HeaderMap, ctx: &RequestContext, own_id: &SpiffeId) {
+    strip_hop_by_hop(headers);
+    headers.remove(XFCC_HEADER);
+    if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
+        headers.insert(REQUEST_ID_HEADER, id);
+    }
+    if let Some(caller) = &ctx.caller {
+        // Both IDs are validated SPIFFE IDs: ASCII with no separators, always valid here.
+        if let Ok(v) = HeaderValue::from_str(&format!("By={own_id};URI={}", caller.id)) {
+            headers.insert(XFCC_HEADER, v);
+        }
+    }
+}
+
+fn target_uri(scheme: Scheme, addr: SocketAddr, original: &Uri) -> Result<Uri, http::Error> {
+    let path = original
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let authority: Authority = addr
+        .to_string()
+        .parse()
+        .map_err(http::Error::from)?;
+    Uri::builder()
+        .scheme(scheme)
+        .authority(authority)
+        .path_and_query(path)
+        .build()
+}
+
+/// The local application behind an inbound sidecar, with a pooled HTTP/1.1 client.
+#[derive(Clone)]
+pub struct LocalUpstream {
+    addr: SocketAddr,
+    own_id: SpiffeId,
+    client: Client<HttpConnector, ForwardBody>,
+}
+
+impl LocalUpstream {
+    /// A pooled client for the app at `addr`; `own_id` is the sidecar's identity (XFCC `By`).
+    pub fn new(addr: SocketAddr, own_id: SpiffeId) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        LocalUpstream {
+            addr,
+            own_id,
+            client,
+        }
+    }
+
+    /// Forwards the request and returns the app's response headers (the body streams).
+    pub async fn forward(
+        &self,
+        ctx: &RequestContext,
+        mut request: Request<ForwardBody>,
+    ) -> Result<Response<Incoming>, Rejection> {
+        let addr = self.addr.to_string();
+        *request.uri_mut() = target_uri(Scheme::HTTP, self.addr, request.uri()).map_err(|e| {
+            Rejection::UpstreamUnavailable {
+                addr: addr.clone(),
+                detail: e.to_string(),
+            }
+        })?;
+        // The app speaks HTTP/1.1 whatever the caller spoke to the sidecar.
+        *request.version_mut() = http::Version::HTTP_11;
+        prepare_headers(request.headers_mut(), ctx, &self.own_id);
+        match tokio::time::timeout(UPSTREAM_TIMEOUT, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(Rejection::UpstreamUnavailable {
+                addr,
+                detail: error_chain(&e),
+            }),
+            Err(_) => Err(Rejection::UpstreamTimeout {
+                addr,
+                seconds: UPSTREAM_TIMEOUT.as_secs(),
+            }),
+        }
+    }
+}
+
+/// A target service's sidecar, reached over mTLS with a client that accepts only the
+/// target's configured SPIFFE ID.
+#[derive(Clone)]
+pub struct MeshTarget {
+    name: String,
+    addr: SocketAddr,
+    own_id: SpiffeId,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, ForwardBody>,
+}
+
+impl MeshTarget {
+    /// A pooled mTLS client for `name` at `addr` using `tls` (from
+    /// `palisade_identity::tls::outbound_client_config`).
+    pub fn new(name: String, addr: SocketAddr, own_id: SpiffeId, tls: rustls::ClientConfig) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_all_versions()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        MeshTarget {
+            name,
+            addr,
+            own_id,
+            client,
+        }
+    }
+
+    /// The target service's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Forwards the request to the target's sidecar.
+    pub async fn forward(
+        &self,
+        ctx: &RequestContext,
+        mut request: Request<ForwardBody>,
+    ) -> Result<Response<Incoming>, Rejection> {
+        let addr = self.addr.to_string();
+        *request.uri_mut() = target_uri(Scheme::HTTPS, self.addr, request.uri()).map_err(|e| {
+            Rejection::UpstreamUnavailable {
+                addr: addr.clone(),
+                detail: e.to_string(),
+            }
+        })?;
+        // Let ALPN pick HTTP/2 or HTTP/1.1.
+        *request.version_mut() = http::Version::HTTP_11;
+        prepare_headers(request.headers_mut(), ctx, &self.own_id);
+        // The target learns who calls from our certificate, never from a header.
+        request.headers_mut().remove(XFCC_HEADER);
+        match tokio::time::timeout(UPSTREAM_TIMEOUT, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(match find_tls_error(&e) {
+                Some(tls) => {
+                    let rejection = classify_tls_error(tls);
+                    Rejection::TargetRejected {
+                        code: rejection.code,
+                        service: self.name.clone(),
+                        detail: rejection.detail,
+                    }
+                }
+                None => Rejection::UpstreamUnavailable {
+                    addr,
+                    detail: error_chain(&e),
+                },
+            }),
+            Err(_) => Err(Rejection::UpstreamTimeout {
+                addr,
+                seconds: UPSTREAM_TIMEOUT.as_secs(),
+            }),
+        }
+    }
+}
+
+/// The rustls error somewhere in an error's source chain (hyper and the connector wrap it).
+fn find_tls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return Some(tls);
+            }
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// An error and its causes on one line.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut current = err.source();
+    while let Some(e) = current {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        current = e.source();
+    }
+    text
+}
+
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn strips_hop_by_hop_headers_and_those_named_in_connection() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close, x-secret-hop"));
+        headers.insert("x-secret-hop", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn replaces_a_spoofed_client_cert_header_with_the_verified_identity() {
+        use crate::context::Caller;
+        let mut ctx = RequestContext::new(
+            "rid".into(),
+            "billing".into(),
+            palisade_audit::Direction::Inbound,
+            None,
+            &http::Method::GET,
+            "/",
+        );
+        ctx.caller = Some(Caller {
+            id: "spiffe://td/ns/a/sa/orders".parse().unwrap(),
+            auth: palisade_audit::AuthMethod::Mtls,
+        });
+        let mut headers = HeaderMap::new();
+        headers.insert(XFCC_HEADER, HeaderValue::from_static("URI=spiffe://td/ns/a/sa/admin"));
+        let own: SpiffeId = "spiffe://td/ns/a/sa/billing".parse().unwrap();
+        prepare_headers(&mut headers, &ctx, &own);
+        assert_eq!(
+            headers[XFCC_HEADER],
+            "By=spiffe://td/ns/a/sa/billing;URI=spiffe://td/ns/a/sa/orders"
+        );
+        assert_eq!(headers[REQUEST_ID_HEADER], "rid");
+    }
+}
