@@ -17,8 +17,8 @@ pub mod tls;
 use std::path::PathBuf;
 
 pub use ca::{
-    svid_params,
-    write_svid_dir, CertificateAuthority, IssuedSvid, CA_CERT_FILE, CA_KEY_FILE, DEFAULT_SVID_TTL,
+    svid_params, write_svid_dir, CertificateAuthority, IssuedSvid, CA_CERT_FILE, CA_KEY_FILE,
+    DEFAULT_SVID_TTL,
 };
 pub use spiffe::{validate_trust_domain, SpiffeId, SpiffeIdError, MAX_SPIFFE_ID_LEN};
 pub use svid::{

@@ -205,21 +205,20 @@ pub fn inbound_server_config(
 }
 
 /// The outbound (client) TLS configuration towards one service: presents this
-/// workload's SVID and accepts only a server SVID naming `expected`.
+/// workload's SVID and accepts only a server SVID naming `expected`. ALPN is left empty
+/// for the HTTP client to fill in with what it speaks.
 pub fn outbound_client_config(
     svid: &SvidMaterial,
     expected: SpiffeId,
 ) -> Result<ClientConfig, IdentityError> {
     let verifier = SvidServerVerifier::new(svid.roots.clone(), expected);
-    let mut config = ClientConfig::builder_with_provider(provider())
+    ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| IdentityError::Tls(e.to_string()))?
         .dangerous() // Not dangerous here: the custom verifier is stricter than WebPKI's.
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_client_auth_cert(svid.chain.clone(), svid.key.clone_key())
-        .map_err(|e| IdentityError::Tls(e.to_string()))?;
-    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
-    Ok(config)
+        .map_err(|e| IdentityError::Tls(e.to_string()))
 }
 
 /// Why a TLS handshake failed, as a stable code and a human-readable detail.

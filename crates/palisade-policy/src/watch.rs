@@ -23,7 +23,6 @@ const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 /// Keeps the policy directory watched; dropping it stops watching and stops
 /// reacting to SIGHUP.
 pub struct ReloadWatcher {
-    _watcher: notify::RecommendedWatcher,
     task: JoinHandle<()>,
 }
 
@@ -77,19 +76,26 @@ pub fn spawn_reloader(engine: Arc<PolicyEngine>) -> Result<ReloadWatcher, Policy
         dir: dir.clone(),
         source,
     })?;
+    // A directory that does not exist yet is watched for through its parent, so creating
+    // it later brings the policies in without a restart (until then everything is denied).
+    let watching_dir = dir.is_dir();
+    let target = if watching_dir {
+        dir.clone()
+    } else {
+        dir.parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.clone())
+    };
     watcher
-        .watch(&dir, RecursiveMode::NonRecursive)
+        .watch(&target, RecursiveMode::NonRecursive)
         .map_err(|source| PolicyError::Watch {
-            dir: dir.clone(),
+            dir: target.clone(),
             source,
         })?;
 
-    let task = runtime.spawn(run(engine, changed, signal));
-    tracing::info!(dir = %dir.display(), "watching policy directory for changes and SIGHUP");
-    Ok(ReloadWatcher {
-        _watcher: watcher,
-        task,
-    })
+    let task = runtime.spawn(run(engine, changed, signal, watcher, watching_dir));
+    tracing::info!(dir = %dir.display(), watching = %target.display(), "watching policy directory for changes and SIGHUP");
+    Ok(ReloadWatcher { task })
 }
 
 /// Whether a file-system event can change the policy set: a mutation of a
@@ -110,7 +116,13 @@ fn is_relevant(event: &notify::Event, dir: &Path) -> bool {
                 .any(|p| p == dir || p.extension().is_some_and(|ext| ext == "cedar")))
 }
 
-async fn run(engine: Arc<PolicyEngine>, changed: Arc<Notify>, mut signal: Hangup) {
+async fn run(
+    engine: Arc<PolicyEngine>,
+    changed: Arc<Notify>,
+    mut signal: Hangup,
+    mut watcher: notify::RecommendedWatcher,
+    mut watching_dir: bool,
+) {
     loop {
         let trigger = tokio::select! {
             () = changed.notified() => {
@@ -119,8 +131,16 @@ async fn run(engine: Arc<PolicyEngine>, changed: Arc<Notify>, mut signal: Hangup
             }
             () = signal.recv() => "SIGHUP",
         };
-        let engine = Arc::clone(&engine);
         let dir: PathBuf = engine.dir().to_path_buf();
+        if !watching_dir && dir.is_dir() {
+            match watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                Ok(()) => watching_dir = true,
+                Err(error) => {
+                    tracing::warn!(dir = %dir.display(), %error, "cannot watch the new policy directory")
+                }
+            }
+        }
+        let engine = Arc::clone(&engine);
         tracing::info!(dir = %dir.display(), trigger, "reloading policies");
         // Parsing and validation are CPU work: keep them off the async workers.
         // `reload` logs its own outcome.

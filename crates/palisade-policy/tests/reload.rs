@@ -5,7 +5,9 @@
 mod common;
 
 use common::*;
-use palisade_policy::{spawn_reloader, PolicyError, ProblemKind};
+use std::sync::Arc;
+
+use palisade_policy::{spawn_reloader, PolicyEngine, PolicyError, ProblemKind};
 
 const ALLOW_ORDERS_GET: &str = r#"
 @id("orders-get")
@@ -137,5 +139,22 @@ async fn watcher_loads_a_fix_written_after_a_broken_edit() {
     );
     write(dir.path(), "billing.cedar", ALLOW_ORDERS_POST);
     wait_for_generation(&engine, start).await;
+    assert!(decide(&engine, ORDERS, "POST", "billing", "/invoices").allowed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_loads_a_policy_directory_created_after_start() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("policies");
+    let engine = Arc::new(PolicyEngine::new(services(), dir.clone()).unwrap());
+    assert!(engine.reload().is_err());
+    let _watcher = spawn_reloader(Arc::clone(&engine)).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    write(&dir, "billing.cedar", ALLOW_ORDERS_GET);
+    let created = wait_for_generation(&engine, 0).await;
+    assert!(decide(&engine, ORDERS, "GET", "billing", "/invoices").allowed);
+    // Later edits inside the new directory are seen too.
+    write(&dir, "billing.cedar", ALLOW_ORDERS_POST);
+    wait_for_generation(&engine, created).await;
     assert!(decide(&engine, ORDERS, "POST", "billing", "/invoices").allowed);
 }

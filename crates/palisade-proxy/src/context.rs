@@ -136,7 +136,12 @@ pub struct Recorder {
 
 impl Recorder {
     /// Arms the record stage for a request whose response status is known.
-    pub fn new(context: RequestContext, outcome: Outcome, slot: AuditSlot, bytes_in: Arc<AtomicU64>) -> Self {
+    pub fn new(
+        context: RequestContext,
+        outcome: Outcome,
+        slot: AuditSlot,
+        bytes_in: Arc<AtomicU64>,
+    ) -> Self {
         Recorder {
             context,
             outcome,

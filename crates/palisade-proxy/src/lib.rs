@@ -58,7 +58,9 @@ pub enum ProxyError {
         source: IdentityError,
     },
     /// The SVID on disk is for another identity than the configuration says.
-    #[error("service {service}: SVID in {dir} is for {found}, but the configuration says {expected}")]
+    #[error(
+        "service {service}: SVID in {dir} is for {found}, but the configuration says {expected}"
+    )]
     WrongSvid {
         /// The service.
         service: String,
@@ -87,7 +89,9 @@ pub enum ProxyError {
 
 /// Loads every configured service's spec (the policy layer needs all routes to check
 /// endpoint references) and returns the policy view of the services plus the specs.
-pub fn load_services(config: &Config) -> Result<(Vec<ServiceInfo>, HashMap<String, ApiSpec>), SpecError> {
+pub fn load_services(
+    config: &Config,
+) -> Result<(Vec<ServiceInfo>, HashMap<String, ApiSpec>), SpecError> {
     let mut specs = HashMap::new();
     let mut infos = Vec::new();
     for service in &config.services {
@@ -130,24 +134,35 @@ impl Sidecar {
     /// Loads the service's SVID, every service's spec and the policy directory. A policy
     /// set that fails to load is logged and the sidecar denies everything with
     /// `palisade.policy.unavailable` until a valid set appears (fail closed).
-    pub async fn start(config: &Config, service: &str, audit: AuditHandle) -> Result<RunningSidecar, ProxyError> {
-        let own = config.service(service).ok_or_else(|| ProxyError::UnknownService {
-            name: service.to_owned(),
-            config: config.file.clone(),
-        })?;
+    pub async fn start(
+        config: &Config,
+        service: &str,
+        audit: AuditHandle,
+    ) -> Result<RunningSidecar, ProxyError> {
+        let own = config
+            .service(service)
+            .ok_or_else(|| ProxyError::UnknownService {
+                name: service.to_owned(),
+                config: config.file.clone(),
+            })?;
         let svid = load_svid(own)?;
         let (infos, mut specs) = load_services(config)?;
         let policy = Arc::new(PolicyEngine::new(infos, config.policy_dir.clone())?);
         match policy.reload() {
             Ok(summary) => tracing::info!(service, ?summary, "policies loaded"),
-            Err(e) => tracing::error!(service, error = %e, "no valid policy set; denying every request until one loads"),
+            Err(e) => {
+                tracing::error!(service, error = %e, "no valid policy set; denying every request until one loads")
+            }
         }
         let reloader = spawn_reloader(policy.clone())?;
 
-        let tls = inbound_server_config(&svid, vec![config.trust_domain.clone()]).map_err(|source| ProxyError::Identity {
-            service: service.to_owned(),
-            source,
-        })?;
+        let tls =
+            inbound_server_config(&svid, vec![config.trust_domain.clone()]).map_err(|source| {
+                ProxyError::Identity {
+                    service: service.to_owned(),
+                    source,
+                }
+            })?;
         let inbound = Arc::new(InboundPipeline {
             service: own.name.clone(),
             spec: specs.remove(&own.name),
@@ -169,13 +184,21 @@ impl Sidecar {
         if let Some(addr) = own.outbound {
             let mut targets = HashMap::new();
             for target in config.services.iter().filter(|s| s.name != own.name) {
-                let tls = outbound_client_config(&svid, target.spiffe_id.clone()).map_err(|source| ProxyError::Identity {
-                    service: service.to_owned(),
-                    source,
-                })?;
+                let tls =
+                    outbound_client_config(&svid, target.spiffe_id.clone()).map_err(|source| {
+                        ProxyError::Identity {
+                            service: service.to_owned(),
+                            source,
+                        }
+                    })?;
                 targets.insert(
                     target.name.clone(),
-                    MeshTarget::new(target.name.clone(), target.inbound, own.spiffe_id.clone(), tls),
+                    MeshTarget::new(
+                        target.name.clone(),
+                        target.inbound,
+                        own.spiffe_id.clone(),
+                        tls,
+                    ),
                 );
             }
             let outbound = Arc::new(OutboundPipeline {
@@ -185,7 +208,9 @@ impl Sidecar {
             });
             let listener = bind(addr).await?;
             outbound_addr = Some(local_addr(&listener, addr)?);
-            tasks.push(tokio::spawn(server::serve_outbound(listener, outbound, watch_rx)));
+            tasks.push(tokio::spawn(server::serve_outbound(
+                listener, outbound, watch_rx,
+            )));
         }
         tracing::info!(service, %inbound_addr, ?outbound_addr, upstream = %own.upstream, "sidecar started");
         Ok(RunningSidecar {
@@ -218,10 +243,11 @@ impl Drop for RunningSidecar {
 }
 
 fn load_svid(service: &ServiceConfig) -> Result<SvidMaterial, ProxyError> {
-    let svid = SvidMaterial::load_dir(&service.svid_dir).map_err(|source| ProxyError::Identity {
-        service: service.name.clone(),
-        source,
-    })?;
+    let svid =
+        SvidMaterial::load_dir(&service.svid_dir).map_err(|source| ProxyError::Identity {
+            service: service.name.clone(),
+            source,
+        })?;
     if svid.spiffe_id != service.spiffe_id {
         return Err(ProxyError::WrongSvid {
             service: service.name.clone(),

@@ -112,8 +112,17 @@ impl Stages for InboundPipeline {
 
 impl InboundPipeline {
     /// Handles one request from a connection.
-    pub async fn handle(&self, connection: &ConnectionInfo, request: Request<Incoming>) -> Response<ProxyBody> {
-        let ctx = new_context(&request, self.service.clone(), Direction::Inbound, connection.peer);
+    pub async fn handle(
+        &self,
+        connection: &ConnectionInfo,
+        request: Request<Incoming>,
+    ) -> Response<ProxyBody> {
+        let ctx = new_context(
+            &request,
+            self.service.clone(),
+            Direction::Inbound,
+            connection.peer,
+        );
         handle_request(self, &self.audit, ctx, connection, request).await
     }
 }
@@ -158,13 +167,19 @@ impl OutboundPipeline {
             .or_else(|| request.uri().host())
             .ok_or(Rejection::MissingTarget)?;
         let name = host.rsplit_once(':').map_or(host, |(name, _port)| name);
-        self.targets.get(name).ok_or_else(|| Rejection::UnknownTarget {
-            host: host.to_owned(),
-        })
+        self.targets
+            .get(name)
+            .ok_or_else(|| Rejection::UnknownTarget {
+                host: host.to_owned(),
+            })
     }
 
     /// Handles one request from the local app.
-    pub async fn handle(&self, connection: &ConnectionInfo, request: Request<Incoming>) -> Response<ProxyBody> {
+    pub async fn handle(
+        &self,
+        connection: &ConnectionInfo,
+        request: Request<Incoming>,
+    ) -> Response<ProxyBody> {
         // Until the target is known the record names the Host the app asked for.
         let host = request
             .headers()
@@ -177,7 +192,12 @@ impl OutboundPipeline {
     }
 }
 
-fn new_context<B>(request: &Request<B>, service: String, direction: Direction, peer: SocketAddr) -> RequestContext {
+fn new_context<B>(
+    request: &Request<B>,
+    service: String,
+    direction: Direction,
+    peer: SocketAddr,
+) -> RequestContext {
     RequestContext::new(
         request_id(request.headers().get(REQUEST_ID_HEADER)),
         service,
@@ -247,7 +267,8 @@ pub fn request_id(header: Option<&HeaderValue>) -> String {
         .filter(|v| {
             !v.is_empty()
                 && v.len() <= 128
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
 }

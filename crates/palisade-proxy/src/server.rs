@@ -120,7 +120,10 @@ async fn accept_error(e: std::io::Error) {
 }
 
 async fn drain(graceful: GracefulShutdown) {
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after the drain timeout; closing them");
     }
 }
@@ -142,7 +145,15 @@ async fn handshake(
         // Closed before sending anything (port scans, health probes): nothing to audit.
         Ok(_) => return None,
         Err(_) => {
-            audit_refusal(pipeline, peer, Refusal::before_http("palisade.tls.handshake_timeout", "no TLS handshake within 10 s".into())).await;
+            audit_refusal(
+                pipeline,
+                peer,
+                Refusal::before_http(
+                    "palisade.tls.handshake_timeout",
+                    "no TLS handshake within 10 s".into(),
+                ),
+            )
+            .await;
             return None;
         }
     }
@@ -151,11 +162,24 @@ async fn handshake(
         Ok(Err(e)) => {
             let rejection = classify_handshake_error(&e);
             tracing::info!(%peer, code = rejection.code, detail = %rejection.detail, "TLS handshake refused");
-            audit_refusal(pipeline, peer, Refusal::before_http(rejection.code, rejection.detail)).await;
+            audit_refusal(
+                pipeline,
+                peer,
+                Refusal::before_http(rejection.code, rejection.detail),
+            )
+            .await;
             None
         }
         Err(_) => {
-            audit_refusal(pipeline, peer, Refusal::before_http("palisade.tls.handshake_timeout", "TLS handshake not completed within 10 s".into())).await;
+            audit_refusal(
+                pipeline,
+                peer,
+                Refusal::before_http(
+                    "palisade.tls.handshake_timeout",
+                    "TLS handshake not completed within 10 s".into(),
+                ),
+            )
+            .await;
             None
         }
     }
@@ -178,7 +202,14 @@ async fn refuse_plaintext(mut stream: TcpStream, peer: SocketAddr, pipeline: &In
     let detail = "plaintext connection refused: this port requires mutual TLS with an X.509-SVID client certificate";
     let request_id = request_id(None);
     let status = if is_http {
-        let problem = render_problem(StatusCode::BAD_REQUEST, "Mutual TLS required", CODE, detail, &request_id, &[]);
+        let problem = render_problem(
+            StatusCode::BAD_REQUEST,
+            "Mutual TLS required",
+            CODE,
+            detail,
+            &request_id,
+            &[],
+        );
         let body = problem.body();
         let head = format!(
             "HTTP/1.1 400 Bad Request\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\nx-request-id: {request_id}\r\nconnection: close\r\n\r\n",

@@ -16,9 +16,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use palisade_identity::tls::SvidServerVerifier;
 use palisade_identity::{
-    load_roots,
-    svid_params, write_svid_dir, CertificateAuthority, IssuedSvid, SpiffeId, SvidMaterial,
-    CA_CERT_FILE, CA_KEY_FILE,
+    load_roots, svid_params, write_svid_dir, CertificateAuthority, IssuedSvid, SpiffeId,
+    SvidMaterial, CA_CERT_FILE, CA_KEY_FILE,
 };
 use rcgen::{Issuer, KeyPair};
 use time::OffsetDateTime;
@@ -37,7 +36,8 @@ impl TestPki {
     /// A fresh CA for `trust_domain`.
     pub fn new(trust_domain: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let ca = CertificateAuthority::init(&dir.path().join("state"), trust_domain, false).unwrap();
+        let ca =
+            CertificateAuthority::init(&dir.path().join("state"), trust_domain, false).unwrap();
         TestPki { dir, ca }
     }
 
@@ -62,7 +62,11 @@ impl TestPki {
         let now = OffsetDateTime::now_utc();
         let svid = self
             .ca
-            .issue_between(id, now - time::Duration::hours(2), now - time::Duration::hours(1))
+            .issue_between(
+                id,
+                now - time::Duration::hours(2),
+                now - time::Duration::hours(1),
+            )
             .unwrap();
         self.write(label, &svid)
     }
@@ -71,11 +75,21 @@ impl TestPki {
     /// a compromised or misconfigured signer might produce).
     pub fn foreign_domain_svid_dir(&self, label: &str, id: &SpiffeId) -> PathBuf {
         let ca_dir = CertificateAuthority::dir(&self.state_dir());
-        let key = KeyPair::from_pem(&std::fs::read_to_string(ca_dir.join(CA_KEY_FILE)).unwrap()).unwrap();
-        let issuer = Issuer::from_ca_cert_pem(&std::fs::read_to_string(ca_dir.join(CA_CERT_FILE)).unwrap(), key).unwrap();
+        let key =
+            KeyPair::from_pem(&std::fs::read_to_string(ca_dir.join(CA_KEY_FILE)).unwrap()).unwrap();
+        let issuer = Issuer::from_ca_cert_pem(
+            &std::fs::read_to_string(ca_dir.join(CA_CERT_FILE)).unwrap(),
+            key,
+        )
+        .unwrap();
         let leaf_key = KeyPair::generate().unwrap();
         let now = OffsetDateTime::now_utc();
-        let params = svid_params(id, now - time::Duration::minutes(1), now + time::Duration::hours(1)).unwrap();
+        let params = svid_params(
+            id,
+            now - time::Duration::minutes(1),
+            now + time::Duration::hours(1),
+        )
+        .unwrap();
         let cert = params.signed_by(&leaf_key, &issuer).unwrap();
         let svid = IssuedSvid {
             spiffe_id: id.clone(),
@@ -96,7 +110,10 @@ impl TestPki {
 /// A loopback address with a port that was free a moment ago (for configs that must name
 /// ports before the listener exists).
 pub fn free_addr() -> SocketAddr {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// Polls `condition` every 10 ms until it holds or `deadline` passes (then panics with `what`).
@@ -115,7 +132,9 @@ pub async fn spawn_echo_app(addr: SocketAddr, service: &'static str) -> SocketAd
     let bound = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<hyper::body::Incoming>| async move {
                     let header = |name: &str| {
@@ -127,7 +146,12 @@ pub async fn spawn_echo_app(addr: SocketAddr, service: &'static str) -> SocketAd
                     let (xfcc, rid) = (header("x-forwarded-client-cert"), header("x-request-id"));
                     let method = req.method().to_string();
                     let path = req.uri().path().to_owned();
-                    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let body = req
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
                     let json = serde_json::json!({
                         "service": service, "method": method, "path": path,
                         "xfcc": xfcc, "request_id": rid, "body_len": body.len(),
@@ -157,20 +181,27 @@ pub struct TestResponse {
 impl TestResponse {
     /// The body parsed as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
     }
 }
 
 /// A TLS client configuration for tests: presents the SVID in `client_svid` (or no
 /// certificate at all), trusts `bundle`, and accepts only a server presenting `server_id`.
-pub fn client_config(client_svid: Option<&Path>, bundle: &Path, server_id: &SpiffeId) -> rustls::ClientConfig {
+pub fn client_config(
+    client_svid: Option<&Path>,
+    bundle: &Path,
+    server_id: &SpiffeId,
+) -> rustls::ClientConfig {
     let roots = load_roots(bundle).unwrap();
     let verifier = Arc::new(SvidServerVerifier::new(roots, server_id.clone()));
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(verifier);
     let mut config = match client_svid {
         Some(dir) => {
             let svid = SvidMaterial::load_dir(dir).unwrap();
@@ -184,11 +215,19 @@ pub fn client_config(client_svid: Option<&Path>, bundle: &Path, server_id: &Spif
 
 /// Sends one HTTP/1.1 request over TLS with `config`. A refused handshake comes back as
 /// `Err` with its text.
-pub async fn tls_request(addr: SocketAddr, config: rustls::ClientConfig, method: &str, path: &str) -> Result<TestResponse, String> {
+pub async fn tls_request(
+    addr: SocketAddr,
+    config: rustls::ClientConfig,
+    method: &str,
+    path: &str,
+) -> Result<TestResponse, String> {
     let connector = TlsConnector::from(Arc::new(config));
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let tls = connector
-        .connect(rustls::pki_types::ServerName::try_from("palisade.invalid").unwrap(), tcp)
+        .connect(
+            rustls::pki_types::ServerName::try_from("palisade.invalid").unwrap(),
+            tcp,
+        )
         .await
         .map_err(|e| e.to_string())?;
     // With TLS 1.3 the server checks the client certificate after the client's handshake
@@ -196,13 +235,56 @@ pub async fn tls_request(addr: SocketAddr, config: rustls::ClientConfig, method:
     send(TokioIo::new(tls), "palisade.test", method, path).await
 }
 
+/// Like [`tls_request`] but speaks HTTP/2 (set ALPN `h2` in `config`).
+pub async fn tls_request_h2(
+    addr: SocketAddr,
+    config: rustls::ClientConfig,
+    method: &str,
+    path: &str,
+) -> Result<TestResponse, String> {
+    let connector = TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let tls = connector
+        .connect(
+            rustls::pki_types::ServerName::try_from("palisade.invalid").unwrap(),
+            tcp,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let request = Request::builder()
+        .method(method)
+        .uri(format!("https://palisade.test{path}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    collect(response).await
+}
+
 /// Sends one plain HTTP/1.1 request (to an outbound listener or an app).
-pub async fn plain_request(addr: SocketAddr, host: &str, method: &str, path: &str) -> Result<TestResponse, String> {
+pub async fn plain_request(
+    addr: SocketAddr,
+    host: &str,
+    method: &str,
+    path: &str,
+) -> Result<TestResponse, String> {
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     send(TokioIo::new(tcp), host, method, path).await
 }
 
-async fn send<T>(io: TokioIo<T>, host: &str, method: &str, path: &str) -> Result<TestResponse, String>
+async fn send<T>(
+    io: TokioIo<T>,
+    host: &str,
+    method: &str,
+    path: &str,
+) -> Result<TestResponse, String>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -216,9 +298,25 @@ where
         .header("host", host)
         .body(Full::new(Bytes::new()))
         .unwrap();
-    let response = sender.send_request(request).await.map_err(|e| format!("{e:?}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    collect(response).await
+}
+
+async fn collect(response: Response<hyper::body::Incoming>) -> Result<TestResponse, String> {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-    Ok(TestResponse { status, headers, body })
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok(TestResponse {
+        status,
+        headers,
+        body,
+    })
 }

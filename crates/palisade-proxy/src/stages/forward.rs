@@ -73,10 +73,7 @@ fn target_uri(scheme: Scheme, addr: SocketAddr, original: &Uri) -> Result<Uri, h
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let authority: Authority = addr
-        .to_string()
-        .parse()
-        .map_err(http::Error::from)?;
+    let authority: Authority = addr.to_string().parse().map_err(http::Error::from)?;
     Uri::builder()
         .scheme(scheme)
         .authority(authority)
@@ -150,7 +147,12 @@ pub struct MeshTarget {
 impl MeshTarget {
     /// A pooled mTLS client for `name` at `addr` using `tls` (from
     /// `palisade_identity::tls::outbound_client_config`).
-    pub fn new(name: String, addr: SocketAddr, own_id: SpiffeId, tls: rustls::ClientConfig) -> Self {
+    pub fn new(
+        name: String,
+        addr: SocketAddr,
+        own_id: SpiffeId,
+        tls: rustls::ClientConfig,
+    ) -> Self {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -217,19 +219,22 @@ impl MeshTarget {
     }
 }
 
-/// The rustls error somewhere in an error's source chain (hyper and the connector wrap it).
+/// The rustls error somewhere in an error's chain. The connector nests it in `io::Error`s
+/// (hyper-rustls wraps tokio-rustls' `io::Error` in another), whose payload is reached
+/// through `get_ref`, not `source`.
 fn find_tls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = current {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return Some(tls);
-            }
-        }
-        current = e.source();
+        current = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
     }
     None
 }
@@ -246,7 +251,6 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -255,7 +259,10 @@ mod tests {
     #[test]
     fn strips_hop_by_hop_headers_and_those_named_in_connection() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONNECTION, HeaderValue::from_static("close, x-secret-hop"));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-secret-hop"),
+        );
         headers.insert("x-secret-hop", HeaderValue::from_static("1"));
         headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -281,7 +288,10 @@ mod tests {
             auth: palisade_audit::AuthMethod::Mtls,
         });
         let mut headers = HeaderMap::new();
-        headers.insert(XFCC_HEADER, HeaderValue::from_static("URI=spiffe://td/ns/a/sa/admin"));
+        headers.insert(
+            XFCC_HEADER,
+            HeaderValue::from_static("URI=spiffe://td/ns/a/sa/admin"),
+        );
         let own: SpiffeId = "spiffe://td/ns/a/sa/billing".parse().unwrap();
         prepare_headers(&mut headers, &ctx, &own);
         assert_eq!(

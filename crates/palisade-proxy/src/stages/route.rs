@@ -40,9 +40,18 @@ paths:
     #[test]
     fn names_the_template_and_prefers_literal_segments() {
         let spec = ApiSpec::from_str(SPEC, Path::new("c.yaml")).unwrap();
-        assert_eq!(route(Some(&spec), "GET", "/customers/42").as_deref(), Some("/customers/{id}"));
-        assert_eq!(route(Some(&spec), "GET", "/customers/me").as_deref(), Some("/customers/me"));
-        assert_eq!(route(Some(&spec), "DELETE", "/customers/42").as_deref(), Some("/customers/{id}"));
+        assert_eq!(
+            route(Some(&spec), "GET", "/customers/42").as_deref(),
+            Some("/customers/{id}")
+        );
+        assert_eq!(
+            route(Some(&spec), "GET", "/customers/me").as_deref(),
+            Some("/customers/me")
+        );
+        assert_eq!(
+            route(Some(&spec), "DELETE", "/customers/42").as_deref(),
+            Some("/customers/{id}")
+        );
         assert_eq!(route(Some(&spec), "GET", "/admin"), None);
     }
 

@@ -1,0 +1,95 @@
+//! What can stop the demo.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use palisade_audit::AuditError;
+use palisade_config::ConfigError;
+use palisade_identity::IdentityError;
+use palisade_proxy::ProxyError;
+
+/// Why `palisade demo` could not run to the end.
+///
+/// A scenario that does not have its expected outcome is not an error: it is reported as
+/// failed in the [`DemoReport`](crate::DemoReport).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DemoError {
+    /// The directory holds files the demo did not create; it is never cleared.
+    #[error(
+        "{dir} is not empty and was not created by `palisade demo` (it has no palisade.toml \
+         starting with \"{marker}\"); nothing was deleted. Pass an empty or new directory"
+    )]
+    DirNotEmpty {
+        /// The directory.
+        dir: PathBuf,
+        /// The first line a demo-generated palisade.toml starts with.
+        marker: &'static str,
+    },
+    /// The demo directory path names something that is not a directory.
+    #[error("{path} exists and is not a directory")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Reading or writing a file of the demo directory failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// No free loopback port could be found.
+    #[error("cannot find a free port on 127.0.0.1: {0}")]
+    NoFreePort(#[source] std::io::Error),
+    /// Creating the demo CA or an SVID failed.
+    #[error("creating the demo identities: {0}")]
+    Identity(#[from] IdentityError),
+    /// The generated configuration did not load.
+    #[error("the generated configuration does not load: {0}")]
+    Config(#[from] ConfigError),
+    /// The generated configuration lacks a service the demo needs.
+    #[error("{config} has no service named {name:?}")]
+    MissingService {
+        /// The service.
+        name: &'static str,
+        /// The configuration file.
+        config: PathBuf,
+    },
+    /// The audit log could not be opened, flushed or read.
+    #[error("audit log: {0}")]
+    Audit(#[from] AuditError),
+    /// The audit writer did not finish flushing.
+    #[error("the audit writer did not shut down: {0}")]
+    AuditShutdown(String),
+    /// A sidecar did not start.
+    #[error("starting the {service} sidecar: {source}")]
+    Sidecar {
+        /// The service.
+        service: String,
+        /// The cause.
+        source: ProxyError,
+    },
+    /// A demo app or the impostor could not listen.
+    #[error("starting {what} on {addr}: {source}")]
+    Listen {
+        /// What was starting.
+        what: String,
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A TLS configuration for a demo client or the impostor could not be built.
+    #[error("building the TLS configuration of {what}: {reason}")]
+    Tls {
+        /// The client or server.
+        what: &'static str,
+        /// The cause.
+        reason: String,
+    },
+    /// Waiting for Ctrl-C failed.
+    #[error("cannot wait for Ctrl-C: {0}")]
+    Signal(#[source] std::io::Error),
+}
