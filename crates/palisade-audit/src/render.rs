@@ -3,7 +3,7 @@
 use comfy_table::{presets, ContentArrangement, Table};
 use time::UtcOffset;
 
-use crate::record::AuditRecord;
+use crate::record::{AuditRecord, Direction};
 
 /// Shown in a table cell for a missing value.
 const NONE: &str = "—";
@@ -11,7 +11,8 @@ const NONE: &str = "—";
 /// Renders records as a table for a terminal, followed by an `N records`
 /// line.
 ///
-/// Columns: TIME (UTC, `HH:MM:SS.mmm`), SERVICE, CALLER (the full SPIFFE ID,
+/// Columns: TIME (UTC, `HH:MM:SS.mmm`), DIR (`in`/`out`: which side of the call
+/// the recording sidecar was on), SERVICE, CALLER (the full SPIFFE ID,
 /// wrapped rather than shortened, since the trust domain matters), METHOD,
 /// PATH, DECISION, STATUS, CODE, POLICIES. Missing values show as `—`.
 pub fn render_table(records: &[AuditRecord]) -> String {
@@ -54,7 +55,8 @@ fn build_table(records: &[AuditRecord]) -> Table {
     let mut table = Table::new();
     table.load_style(presets::UTF8_FULL_CONDENSED);
     table.set_header([
-        "TIME", "SERVICE", "CALLER", "METHOD", "PATH", "DECISION", "STATUS", "CODE", "POLICIES",
+        "TIME", "DIR", "SERVICE", "CALLER", "METHOD", "PATH", "DECISION", "STATUS", "CODE",
+        "POLICIES",
     ]);
     for record in records {
         let ts = record.ts.to_offset(UtcOffset::UTC);
@@ -71,6 +73,10 @@ fn build_table(records: &[AuditRecord]) -> Table {
                 ts.second(),
                 ts.millisecond()
             ),
+            match record.direction {
+                Direction::Inbound => "in".to_owned(),
+                Direction::Outbound => "out".to_owned(),
+            },
             record.service.clone(),
             or_none(record.caller.as_deref()),
             or_none(record.method.as_deref()),
@@ -146,14 +152,15 @@ mod tests {
             path: None,
             route: None,
             decision: Decision::Deny,
-            code: Some("palisade.tls.handshake".to_owned()),
+            code: Some("palisade.tls.handshake_failed".to_owned()),
             policies: vec![],
             status: None,
             ..record()
         };
         let out = render_wide(&[record(), handshake_refused]);
         for header in [
-            "TIME", "SERVICE", "CALLER", "METHOD", "PATH", "DECISION", "STATUS", "CODE", "POLICIES",
+            "TIME", "DIR", "SERVICE", "CALLER", "METHOD", "PATH", "DECISION", "STATUS", "CODE",
+            "POLICIES",
         ] {
             assert!(out.contains(header), "missing {header} in\n{out}");
         }
@@ -164,7 +171,7 @@ mod tests {
         );
         assert!(out.contains("allow-checkout, baseline"), "{out}");
         assert!(out.contains("201"), "{out}");
-        assert!(out.contains("palisade.tls.handshake"), "{out}");
+        assert!(out.contains("palisade.tls.handshake_failed"), "{out}");
         let denied_row = out
             .lines()
             .find(|line| line.contains("deny"))

@@ -1,1 +1,172 @@
-fn main() {}
+//! `palisade`: the single binary. Subcommands are thin: each parses its arguments and calls
+//! into a library crate; this is the only place `anyhow` is used.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod commands;
+
+/// Zero-trust for internal APIs: mTLS workload identity, Cedar authorization and an audit
+/// record for every call.
+#[derive(Debug, Parser)]
+#[command(name = "palisade", version, about, long_about = None)]
+struct Cli {
+    /// Log format for diagnostics on stderr (filter with RUST_LOG, e.g. RUST_LOG=debug).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage the certificate authority and issue X.509-SVIDs.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Validate a configuration file, its OpenAPI specs and its policies (exit 0 or 2).
+    CheckConfig {
+        /// The palisade.toml to check.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Inspect the Cedar schema policies are validated against.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Run the sidecar for one service.
+    Proxy {
+        /// The palisade.toml.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The service (a [[service]] name in the config) this sidecar fronts.
+        #[arg(long, short)]
+        service: String,
+    },
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Run a three-service mesh on loopback and show what Palisade allows and refuses.
+    Demo {
+        /// Directory for the demo's CA, config, policies and audit log (recreated).
+        #[arg(long, default_value = "palisade-demo")]
+        dir: PathBuf,
+        /// Leave the mesh running after the scenarios and print curl commands to try.
+        #[arg(long)]
+        keep_running: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CaCommand {
+    /// Create a root CA (ECDSA P-256) for a trust domain.
+    Init {
+        /// The SPIFFE trust domain, e.g. example.org.
+        #[arg(long)]
+        trust_domain: String,
+        /// State directory; the CA goes to <state>/ca/.
+        #[arg(long)]
+        state: PathBuf,
+        /// Replace an existing CA (every SVID it issued stops being trusted).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue an X.509-SVID: writes svid.pem, svid.key (0600) and bundle.pem.
+    Issue {
+        /// State directory holding the CA.
+        #[arg(long)]
+        state: PathBuf,
+        /// The workload's SPIFFE ID, e.g. spiffe://example.org/ns/prod/sa/billing.
+        #[arg(long)]
+        spiffe_id: String,
+        /// Lifetime, e.g. 1h, 30m.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Print the Cedar schema generated from the configuration.
+    Schema {
+        /// The palisade.toml.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Query audit records in an SQLite audit database.
+    Query(AuditQueryArgs),
+}
+
+#[derive(Debug, Args)]
+struct AuditQueryArgs {
+    /// The audit database.
+    #[arg(long)]
+    db: PathBuf,
+    /// Only records from this caller SPIFFE ID.
+    #[arg(long)]
+    caller: Option<String>,
+    /// Only records of this service.
+    #[arg(long)]
+    service: Option<String>,
+    /// Only allowed or only denied calls.
+    #[arg(long)]
+    decision: Option<palisade_audit::Decision>,
+    /// Only records newer than this, e.g. 15m, 24h.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    since: Option<Duration>,
+    /// At most this many (the most recent).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    Table,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format, &cli.command);
+    match commands::run(cli.command) {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("error: {:#}", failure.error);
+            failure.exit_code
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat, command: &Command) {
+    // A sidecar reports what it does; one-shot commands stay quiet unless asked.
+    let default = match command {
+        Command::Proxy { .. } => "info",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

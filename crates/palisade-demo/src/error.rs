@@ -43,6 +43,9 @@ pub enum DemoError {
     /// No free loopback port could be found.
     #[error("cannot find a free port on 127.0.0.1: {0}")]
     NoFreePort(#[source] std::io::Error),
+    /// A demo SPIFFE ID is invalid.
+    #[error("invalid demo SPIFFE ID: {0}")]
+    SpiffeId(#[from] palisade_identity::SpiffeIdError),
     /// Creating the demo CA or an SVID failed.
     #[error("creating the demo identities: {0}")]
     Identity(#[from] IdentityError),
@@ -68,8 +71,24 @@ pub enum DemoError {
     Sidecar {
         /// The service.
         service: String,
-        /// The cause.
-        source: ProxyError,
+        /// The cause (boxed: it is large, and errors travel by value).
+        source: Box<ProxyError>,
+    },
+    /// A sidecar started without a valid policy set (it would deny everything).
+    #[error("the {service} sidecar could not load the demo policies: {reason}")]
+    Policies {
+        /// The service.
+        service: String,
+        /// Why the policy set did not load.
+        reason: String,
+    },
+    /// A sidecar started without a listener the demo needs.
+    #[error("the {service} sidecar has no {listener} listener")]
+    MissingListener {
+        /// The service.
+        service: String,
+        /// `inbound` or `outbound`.
+        listener: &'static str,
     },
     /// A demo app or the impostor could not listen.
     #[error("starting {what} on {addr}: {source}")]

@@ -1,0 +1,197 @@
+//! The subcommands' bodies.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use palisade_audit::{AuditQuery, AuditWriter, SinkConfig};
+use palisade_config::{AuditSink, Config};
+use palisade_identity::{write_svid_dir, CertificateAuthority, SpiffeId};
+use palisade_policy::{PolicySchema, PolicySet};
+use palisade_proxy::{load_services, Sidecar};
+
+use crate::{AuditCommand, AuditQueryArgs, CaCommand, Command, OutputFormat, PolicyCommand};
+
+/// A command's failure and the exit code it maps to (CONVENTIONS.md: 1 = a check failed,
+/// 2 = usage or configuration error).
+pub struct Failure {
+    pub error: anyhow::Error,
+    pub exit_code: ExitCode,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure {
+            error: error.into(),
+            exit_code: ExitCode::from(2),
+        }
+    }
+}
+
+pub fn run(command: Command) -> Result<ExitCode, Failure> {
+    match command {
+        Command::Ca(ca) => ca_command(ca),
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Policy(PolicyCommand::Schema { config }) => {
+            let config = Config::load(&config)?;
+            let (services, _) = load_services(&config)?;
+            print!("{}", PolicySchema::generate(&services)?.schema_text());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Proxy { config, service } => proxy(&config, &service),
+        Command::Audit(AuditCommand::Query(args)) => audit_query(args),
+        Command::Demo { dir, keep_running } => demo(dir, keep_running),
+    }
+}
+
+fn ca_command(command: CaCommand) -> Result<ExitCode, Failure> {
+    match command {
+        CaCommand::Init {
+            trust_domain,
+            state,
+            force,
+        } => {
+            let ca = CertificateAuthority::init(&state, &trust_domain, force)?;
+            println!(
+                "created CA for trust domain {} in {}",
+                ca.trust_domain(),
+                CertificateAuthority::dir(&state).display()
+            );
+        }
+        CaCommand::Issue {
+            state,
+            spiffe_id,
+            ttl,
+            out,
+        } => {
+            let id: SpiffeId = spiffe_id
+                .parse()
+                .with_context(|| format!("invalid --spiffe-id {spiffe_id:?}"))?;
+            let ca = CertificateAuthority::load(&state)?;
+            let svid = ca.issue(&id, ttl)?;
+            write_svid_dir(&out, &svid, ca.bundle_pem())?;
+            println!(
+                "issued SVID for {id}, valid until {} (svid.pem, svid.key, bundle.pem in {})",
+                svid.not_after,
+                out.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_config(path: &std::path::Path) -> Result<ExitCode, Failure> {
+    let config = Config::load(path)?;
+    let (services, specs) = load_services(&config)?;
+    let schema = PolicySchema::generate(&services)?;
+    let policies = PolicySet::load_dir(&config.policy_dir, &schema)?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}: OK", path.display());
+    let _ = writeln!(out, "  trust domain: {}", config.trust_domain);
+    for service in &config.services {
+        let routes = specs.get(&service.name).map_or_else(
+            || "no spec".to_owned(),
+            |s| format!("{} routes", s.route_templates().len()),
+        );
+        let _ = writeln!(
+            out,
+            "  service {} ({}, {routes})",
+            service.name, service.spiffe_id
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  policies: {} from {} file(s) in {}",
+        policies.len(),
+        policies.files().len(),
+        config.policy_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?)
+}
+
+fn proxy(path: &std::path::Path, service: &str) -> Result<ExitCode, Failure> {
+    let config = Config::load(path)?;
+    let sink = match &config.audit.sink {
+        AuditSink::Sqlite { path } => SinkConfig::Sqlite { path: path.clone() },
+        AuditSink::JsonLines { path } => SinkConfig::JsonLines { path: path.clone() },
+    };
+    let writer = AuditWriter::start(sink, config.audit.queue_capacity)?;
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let sidecar = Sidecar::start(&config, service, writer.handle()).await?;
+        shutdown_signal().await;
+        tracing::info!(service, "shutting down");
+        sidecar.shutdown().await;
+        Ok::<_, Failure>(())
+    })?;
+    drop(runtime);
+    let stats = writer.shutdown()?;
+    tracing::info!(
+        written = stats.written,
+        backpressure_waits = stats.backpressure_waits,
+        "audit log flushed"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM (what Kubernetes sends).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn audit_query(args: AuditQueryArgs) -> Result<ExitCode, Failure> {
+    let since = args.since.map(|d| time::OffsetDateTime::now_utc() - d);
+    let query = AuditQuery {
+        caller: args.caller,
+        service: args.service,
+        decision: args.decision,
+        since,
+        limit: args.limit,
+    };
+    let records = palisade_audit::query(&args.db, &query)?;
+    let text = match args.format {
+        OutputFormat::Table => palisade_audit::render_table(&records),
+        OutputFormat::Json => palisade_audit::render_json_lines(&records),
+    };
+    print!("{text}");
+    if !text.ends_with('\n') && !text.is_empty() {
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn demo(dir: std::path::PathBuf, keep_running: bool) -> Result<ExitCode, Failure> {
+    let report = runtime()?.block_on(palisade_demo::run(palisade_demo::DemoOptions {
+        dir,
+        keep_running,
+    }))?;
+    Ok(if report.all_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

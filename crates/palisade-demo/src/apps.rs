@@ -1,0 +1,350 @@
+//! The demo's workloads: three small HTTP/1.1 apps answering JSON for the routes in their
+//! OpenAPI specs, and the impostor, a TLS server holding another service's SVID.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use palisade_proxy::stages::forward::XFCC_HEADER;
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
+
+use crate::DemoError;
+
+/// What a server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Workload {
+    /// `GET /orders/{id}`.
+    Orders,
+    /// `GET /invoices/{id}`, `POST /payments`.
+    Billing,
+    /// `GET /customers/{id}`, `DELETE /customers/{id}`.
+    Customers,
+    /// Claims to be the service whose port it took, whatever is asked.
+    Impostor,
+}
+
+impl Workload {
+    /// How messages name it.
+    fn label(self) -> &'static str {
+        match self {
+            Workload::Orders => "the orders app",
+            Workload::Billing => "the billing app",
+            Workload::Customers => "the customers app",
+            Workload::Impostor => "the impostor",
+        }
+    }
+}
+
+/// A running server; [`Server::shutdown`] stops it and closes its connections.
+pub(crate) struct Server {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Stops accepting, closes open connections and waits for the server task.
+    pub(crate) async fn shutdown(self) {
+        // The task may already have ended; then there is nobody to tell.
+        let _ = self.stop.send(());
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "demo server task failed");
+        }
+    }
+}
+
+/// Starts a plaintext HTTP app on `addr`.
+pub(crate) async fn start_app(workload: Workload, addr: SocketAddr) -> Result<Server, DemoError> {
+    start(workload, addr, None).await
+}
+
+/// Starts the impostor on `addr`, terminating TLS with `tls`.
+pub(crate) async fn start_impostor(
+    addr: SocketAddr,
+    tls: rustls::ServerConfig,
+) -> Result<Server, DemoError> {
+    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    start(Workload::Impostor, addr, Some(acceptor)).await
+}
+
+async fn start(
+    workload: Workload,
+    addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
+) -> Result<Server, DemoError> {
+    let what = workload.label();
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| DemoError::Listen {
+            what: what.to_owned(),
+            addr,
+            source,
+        })?;
+    tracing::debug!(%addr, what, "demo server listening");
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(accept_loop(listener, tls, workload, stopped));
+    Ok(Server { stop, task })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    workload: Workload,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(serve_connection(stream, peer, tls.clone(), workload));
+                }
+                Err(e) => {
+                    // Typically out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %e, "demo server: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    // Dropping the set aborts connections still open (idle keep-alives from sidecars).
+    connections.shutdown().await;
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    workload: Workload,
+) {
+    let service = service_fn(move |request| handle(workload, request));
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let served = match tls {
+        None => {
+            builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+        }
+        Some(acceptor) => match acceptor.accept(stream).await {
+            Ok(tls) => builder.serve_connection(TokioIo::new(tls), service).await,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "impostor: TLS handshake failed");
+                return;
+            }
+        },
+    };
+    if let Err(e) = served {
+        tracing::debug!(%peer, error = %e, "demo server connection ended with an error");
+    }
+}
+
+async fn handle(
+    workload: Workload,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let caller = request
+        .headers()
+        .get(XFCC_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(caller_from_xfcc)
+        .map(str::to_owned);
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let (status, body) = match request.into_body().collect().await {
+        Ok(body) => answer(
+            workload,
+            &method,
+            &path,
+            caller.as_deref(),
+            &body.to_bytes(),
+        ),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            json!({ "error": format!("could not read the request body: {e}") }),
+        ),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
+}
+
+/// The verified caller a sidecar passes in `x-forwarded-client-cert` (`By=...;URI=<id>`).
+pub(crate) fn caller_from_xfcc(xfcc: &str) -> Option<&str> {
+    xfcc.split(';')
+        .find_map(|element| element.trim().strip_prefix("URI="))
+}
+
+/// What `workload` answers to `method path`, as status and JSON body.
+pub(crate) fn answer(
+    workload: Workload,
+    method: &Method,
+    path: &str,
+    caller: Option<&str>,
+    body: &[u8],
+) -> (StatusCode, Value) {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let found = match (workload, method, segments.as_slice()) {
+        (Workload::Orders, &Method::GET, ["orders", id]) => Some(json!({
+            "order": id, "status": "shipped", "total_cents": 1999,
+        })),
+        (Workload::Billing, &Method::GET, ["invoices", id]) => Some(json!({
+            "invoice": id, "amount_cents": 1999, "currency": "EUR",
+        })),
+        (Workload::Billing, &Method::POST, ["payments"]) => {
+            let payment: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            match (&payment["invoice"], &payment["amount_cents"]) {
+                (Value::String(invoice), Value::Number(amount)) => Some(json!({
+                    "payment": "accepted", "invoice": invoice, "amount_cents": amount,
+                })),
+                _ => {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        json!({ "error": "expected a JSON body with \"invoice\" (string) and \"amount_cents\" (integer)" }),
+                    )
+                }
+            }
+        }
+        (Workload::Customers, &Method::GET, ["customers", id]) => Some(json!({
+            "customer": id, "name": "Ada Lovelace", "email": "ada@example.com",
+        })),
+        (Workload::Customers, &Method::DELETE, ["customers", id]) => Some(json!({ "deleted": id })),
+        (Workload::Impostor, _, _) => Some(json!({
+            "in_stock": 0,
+            "served_by": "an impostor holding the customers SVID",
+        })),
+        _ => None,
+    };
+    match found {
+        Some(mut body) => {
+            if let (Some(caller), Value::Object(fields)) = (caller, &mut body) {
+                fields.insert("caller".into(), Value::from(caller));
+            }
+            (StatusCode::OK, body)
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            json!({ "error": format!("no route for {method} {path}") }),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    const ORDERS: &str = "spiffe://palisade.demo/ns/demo/sa/orders";
+
+    #[test]
+    fn reads_the_caller_from_the_sidecars_header() {
+        let xfcc = format!("By=spiffe://palisade.demo/ns/demo/sa/billing;URI={ORDERS}");
+        assert_eq!(caller_from_xfcc(&xfcc), Some(ORDERS));
+        assert_eq!(caller_from_xfcc("By=x"), None);
+    }
+
+    #[test]
+    fn answers_the_routes_of_each_spec() {
+        let (status, body) = answer(
+            Workload::Billing,
+            &Method::GET,
+            "/invoices/42",
+            Some(ORDERS),
+            b"",
+        );
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body,
+            json!({"invoice": "42", "amount_cents": 1999, "currency": "EUR", "caller": ORDERS})
+        );
+        let (status, body) = answer(Workload::Orders, &Method::GET, "/orders/9", None, b"");
+        assert_eq!((status, &body["order"]), (StatusCode::OK, &json!("9")));
+        let (status, body) = answer(Workload::Customers, &Method::GET, "/customers/7", None, b"");
+        assert_eq!((status, &body["customer"]), (StatusCode::OK, &json!("7")));
+        let (status, body) = answer(
+            Workload::Customers,
+            &Method::DELETE,
+            "/customers/7",
+            None,
+            b"",
+        );
+        assert_eq!((status, &body["deleted"]), (StatusCode::OK, &json!("7")));
+    }
+
+    #[test]
+    fn takes_a_payment_and_refuses_a_malformed_one() {
+        let (status, body) = answer(
+            Workload::Billing,
+            &Method::POST,
+            "/payments",
+            None,
+            br#"{"invoice": "42", "amount_cents": 1999}"#,
+        );
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body,
+            json!({"payment": "accepted", "invoice": "42", "amount_cents": 1999})
+        );
+        let (status, _) = answer(Workload::Billing, &Method::POST, "/payments", None, b"{}");
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn unknown_routes_and_methods_are_not_found() {
+        for (workload, method, path) in [
+            (Workload::Billing, Method::DELETE, "/invoices/42"),
+            (Workload::Orders, Method::GET, "/orders"),
+            (Workload::Customers, Method::GET, "/invoices/1"),
+        ] {
+            let (status, body) = answer(workload, &method, path, None, b"");
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+            assert!(body["error"].as_str().unwrap().contains(path));
+        }
+    }
+
+    #[test]
+    fn the_impostor_answers_anything() {
+        let (status, body) = answer(Workload::Impostor, &Method::GET, "/stock/1", None, b"");
+        assert_eq!(status, StatusCode::OK);
+        assert!(body["served_by"].as_str().unwrap().contains("impostor"));
+    }
+
+    #[tokio::test]
+    async fn serves_its_routes_over_http_until_shut_down() {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let server = start_app(Workload::Billing, addr).await.unwrap();
+        let call = crate::client::Call {
+            method: Method::GET,
+            path: "/invoices/42".into(),
+            host: "billing".into(),
+            request_id: None,
+            json: None,
+        };
+        let reply = crate::client::plain(addr, &call).await.result.unwrap();
+        assert_eq!(reply.status, StatusCode::OK);
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["invoice"], "42");
+        server.shutdown().await;
+        assert!(crate::client::plain(addr, &call).await.result.is_err());
+    }
+}
