@@ -110,9 +110,18 @@ impl Stages for InboundPipeline {
     }
 }
 
-impl InboundPipeline {
+/// A pipeline as the listeners see it: a request in, a response (carrying its record) out.
+pub trait HandleRequest: Send + Sync + 'static {
     /// Handles one request from a connection.
-    pub async fn handle(
+    fn handle(
+        &self,
+        connection: &ConnectionInfo,
+        request: Request<Incoming>,
+    ) -> impl std::future::Future<Output = Response<ProxyBody>> + Send;
+}
+
+impl HandleRequest for InboundPipeline {
+    async fn handle(
         &self,
         connection: &ConnectionInfo,
         request: Request<Incoming>,
@@ -173,9 +182,10 @@ impl OutboundPipeline {
                 host: host.to_owned(),
             })
     }
+}
 
-    /// Handles one request from the local app.
-    pub async fn handle(
+impl HandleRequest for OutboundPipeline {
+    async fn handle(
         &self,
         connection: &ConnectionInfo,
         request: Request<Incoming>,

@@ -2,6 +2,7 @@
 //! HTTP/2 with hyper. Refusals that happen before HTTP (plaintext, handshake failures) are
 //! audited here, since no request pipeline runs for them.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,17 +11,19 @@ use http::StatusCode;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use palisade_audit::{AuditRecord, AuthMethod, Decision, Direction};
 use palisade_identity::svid_identity;
 use palisade_identity::tls::classify_handshake_error;
 use time::OffsetDateTime;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::pipeline::{request_id, ConnectionInfo, InboundPipeline, OutboundPipeline};
+use crate::pipeline::{
+    request_id, ConnectionInfo, HandleRequest, InboundPipeline, OutboundPipeline,
+};
 use crate::rejection::render_problem;
 use crate::stages::identify::ConnectionIdentity;
 
@@ -36,96 +39,99 @@ pub async fn serve_inbound(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     pipeline: Arc<InboundPipeline>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let graceful = GracefulShutdown::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let acceptor = acceptor.clone();
-                    let pipeline = pipeline.clone();
-                    let watcher = graceful.watcher();
-                    tokio::spawn(async move {
-                        let Some(io) = handshake(stream, peer, &acceptor, &pipeline).await else { return };
-                        let identity = io
-                            .get_ref()
-                            .1
-                            .peer_certificates()
-                            .and_then(|chain| chain.first())
-                            .and_then(|leaf| svid_identity(leaf).ok())
-                            .map_or(ConnectionIdentity::Anonymous, ConnectionIdentity::Mtls);
-                        let connection = Arc::new(ConnectionInfo { peer, identity });
-                        let service = service_fn(move |request| {
-                            let pipeline = pipeline.clone();
-                            let connection = connection.clone();
-                            async move { Ok::<_, std::convert::Infallible>(pipeline.handle(&connection, request).await) }
-                        });
-                        let builder = auto::Builder::new(TokioExecutor::new());
-                        let conn = builder.serve_connection(TokioIo::new(io), service);
-                        if let Err(e) = watcher.watch(conn.into_owned()).await {
-                            tracing::debug!(%peer, error = %e, "inbound connection ended with an error");
-                        }
-                    });
-                }
-                Err(e) => accept_error(e).await,
-            },
-            _ = shutdown.changed() => break,
+    accept_loop(listener, shutdown, move |stream, peer, watcher| {
+        let acceptor = acceptor.clone();
+        let pipeline = pipeline.clone();
+        async move {
+            let Some(io) = handshake(stream, peer, &acceptor, &pipeline).await else {
+                return;
+            };
+            let identity = io
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(|leaf| svid_identity(leaf).ok())
+                .map_or(ConnectionIdentity::Anonymous, ConnectionIdentity::Mtls);
+            serve_http(io, ConnectionInfo { peer, identity }, pipeline, watcher).await;
         }
-    }
-    drain(graceful).await;
+    })
+    .await;
 }
 
 /// Serves the outbound plain-HTTP listener (for the local app) until `shutdown` flips.
 pub async fn serve_outbound(
     listener: TcpListener,
     pipeline: Arc<OutboundPipeline>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
+    accept_loop(listener, shutdown, move |stream, peer, watcher| {
+        let connection = ConnectionInfo {
+            peer,
+            identity: ConnectionIdentity::Anonymous,
+        };
+        serve_http(stream, connection, pipeline.clone(), watcher)
+    })
+    .await;
+}
+
+/// Accepts connections and hands each to `serve` on its own task until `shutdown` flips,
+/// then lets open connections finish (bounded by [`DRAIN_TIMEOUT`]).
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    mut serve: F,
+) where
+    F: FnMut(TcpStream, SocketAddr, Watcher) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let graceful = GracefulShutdown::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let pipeline = pipeline.clone();
-                    let connection = Arc::new(ConnectionInfo { peer, identity: ConnectionIdentity::Anonymous });
-                    let service = service_fn(move |request| {
-                        let pipeline = pipeline.clone();
-                        let connection = connection.clone();
-                        async move { Ok::<_, std::convert::Infallible>(pipeline.handle(&connection, request).await) }
-                    });
-                    let watcher = graceful.watcher();
-                    tokio::spawn(async move {
-                        let builder = auto::Builder::new(TokioExecutor::new());
-                        let conn = builder.serve_connection(TokioIo::new(stream), service);
-                        if let Err(e) = watcher.watch(conn.into_owned()).await {
-                            tracing::debug!(%peer, error = %e, "outbound connection ended with an error");
-                        }
-                    });
+                    tokio::spawn(serve(stream, peer, graceful.watcher()));
                 }
                 Err(e) => accept_error(e).await,
             },
             _ = shutdown.changed() => break,
         }
     }
-    drain(graceful).await;
-}
-
-async fn accept_error(e: std::io::Error) {
-    // Typically EMFILE: back off instead of spinning.
-    tracing::warn!(error = %e, "accept failed");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-}
-
-async fn drain(graceful: GracefulShutdown) {
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("connections still open after the drain timeout; closing them");
     }
+}
+
+/// Serves HTTP/1.1 or HTTP/2 on one connection, every request through `pipeline`.
+async fn serve_http<I, P>(io: I, connection: ConnectionInfo, pipeline: Arc<P>, watcher: Watcher)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    P: HandleRequest,
+{
+    let peer = connection.peer;
+    let connection = Arc::new(connection);
+    let service = service_fn(move |request| {
+        let pipeline = pipeline.clone();
+        let connection = connection.clone();
+        async move { Ok::<_, std::convert::Infallible>(pipeline.handle(&connection, request).await) }
+    });
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(conn.into_owned()).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+async fn accept_error(e: std::io::Error) {
+    // Typically EMFILE: back off instead of spinning.
+    tracing::warn!(error = %e, "accept failed");
+    tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
 /// Runs the TLS handshake; refusals (plaintext, no or bad certificate, timeout) are audited.

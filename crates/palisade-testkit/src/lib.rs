@@ -221,18 +221,26 @@ pub async fn tls_request(
     method: &str,
     path: &str,
 ) -> Result<TestResponse, String> {
+    let tls = tls_connect(addr, config).await?;
+    // With TLS 1.3 the server checks the client certificate after the client's handshake
+    // finishes, so a refusal shows up in the request, not in `connect`.
+    send(TokioIo::new(tls), "palisade.test", method, path).await
+}
+
+async fn tls_connect(
+    addr: SocketAddr,
+    config: rustls::ClientConfig,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
     let connector = TlsConnector::from(Arc::new(config));
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let tls = connector
+    // SVID verification ignores the server name; rustls still needs one.
+    connector
         .connect(
             rustls::pki_types::ServerName::try_from("palisade.invalid").unwrap(),
             tcp,
         )
         .await
-        .map_err(|e| e.to_string())?;
-    // With TLS 1.3 the server checks the client certificate after the client's handshake
-    // finishes, so a refusal shows up in the request, not in `connect`.
-    send(TokioIo::new(tls), "palisade.test", method, path).await
+        .map_err(|e| e.to_string())
 }
 
 /// Like [`tls_request`] but speaks HTTP/2 (set ALPN `h2` in `config`).
@@ -242,15 +250,7 @@ pub async fn tls_request_h2(
     method: &str,
     path: &str,
 ) -> Result<TestResponse, String> {
-    let connector = TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let tls = connector
-        .connect(
-            rustls::pki_types::ServerName::try_from("palisade.invalid").unwrap(),
-            tcp,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    let tls = tls_connect(addr, config).await?;
     let (mut sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
             .await

@@ -9,8 +9,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use hyper_util::client::legacy::{Client, Error as ClientError};
 use hyper_util::rt::TokioExecutor;
 use palisade_identity::tls::classify_tls_error;
 use palisade_identity::SpiffeId;
@@ -81,56 +81,102 @@ fn target_uri(scheme: Scheme, addr: SocketAddr, original: &Uri) -> Result<Uri, h
         .build()
 }
 
-/// The local application behind an inbound sidecar, with a pooled HTTP/1.1 client.
+/// One hop to forward over: where, as whom, and the pooled client to use.
 #[derive(Clone)]
-pub struct LocalUpstream {
+struct Hop<C> {
+    scheme: Scheme,
     addr: SocketAddr,
     own_id: SpiffeId,
-    client: Client<HttpConnector, ForwardBody>,
+    client: Client<C, ForwardBody>,
 }
 
-impl LocalUpstream {
-    /// A pooled client for the app at `addr`; `own_id` is the sidecar's identity (XFCC `By`).
-    pub fn new(addr: SocketAddr, own_id: SpiffeId) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
+impl<C> Hop<C>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    fn new(scheme: Scheme, addr: SocketAddr, own_id: SpiffeId, connector: C) -> Self {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);
-        LocalUpstream {
+        Hop {
+            scheme,
             addr,
             own_id,
             client,
         }
     }
 
-    /// Forwards the request and returns the app's response headers (the body streams).
-    pub async fn forward(
+    /// Sends the request; `on_error` turns a connection or protocol failure into a refusal.
+    async fn send(
         &self,
         ctx: &RequestContext,
         mut request: Request<ForwardBody>,
+        pass_caller_header: bool,
+        on_error: impl FnOnce(&ClientError) -> Rejection,
     ) -> Result<Response<Incoming>, Rejection> {
         let addr = self.addr.to_string();
-        *request.uri_mut() = target_uri(Scheme::HTTP, self.addr, request.uri()).map_err(|e| {
-            Rejection::UpstreamUnavailable {
-                addr: addr.clone(),
-                detail: e.to_string(),
-            }
-        })?;
-        // The app speaks HTTP/1.1 whatever the caller spoke to the sidecar.
+        *request.uri_mut() =
+            target_uri(self.scheme.clone(), self.addr, request.uri()).map_err(|e| {
+                Rejection::UpstreamUnavailable {
+                    addr: addr.clone(),
+                    detail: e.to_string(),
+                }
+            })?;
+        // HTTP/1.1 towards apps; towards sidecars ALPN may still upgrade the pool to HTTP/2.
         *request.version_mut() = http::Version::HTTP_11;
         prepare_headers(request.headers_mut(), ctx, &self.own_id);
+        if !pass_caller_header {
+            request.headers_mut().remove(XFCC_HEADER);
+        }
         match tokio::time::timeout(UPSTREAM_TIMEOUT, self.client.request(request)).await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => Err(Rejection::UpstreamUnavailable {
-                addr,
-                detail: error_chain(&e),
-            }),
+            Ok(Err(e)) => Err(on_error(&e)),
             Err(_) => Err(Rejection::UpstreamTimeout {
                 addr,
                 seconds: UPSTREAM_TIMEOUT.as_secs(),
             }),
         }
+    }
+
+    fn unavailable(&self, err: &ClientError) -> Rejection {
+        Rejection::UpstreamUnavailable {
+            addr: self.addr.to_string(),
+            detail: error_chain(err),
+        }
+    }
+}
+
+fn connector() -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http
+}
+
+/// The local application behind an inbound sidecar, with a pooled HTTP/1.1 client.
+#[derive(Clone)]
+pub struct LocalUpstream {
+    hop: Hop<HttpConnector>,
+}
+
+impl LocalUpstream {
+    /// A pooled client for the app at `addr`; `own_id` is the sidecar's identity (XFCC `By`).
+    pub fn new(addr: SocketAddr, own_id: SpiffeId) -> Self {
+        LocalUpstream {
+            hop: Hop::new(Scheme::HTTP, addr, own_id, connector()),
+        }
+    }
+
+    /// Forwards the request and returns the app's response headers (the body streams).
+    /// The app learns the verified caller from `x-forwarded-client-cert`.
+    pub async fn forward(
+        &self,
+        ctx: &RequestContext,
+        request: Request<ForwardBody>,
+    ) -> Result<Response<Incoming>, Rejection> {
+        self.hop
+            .send(ctx, request, true, |e| self.hop.unavailable(e))
+            .await
     }
 }
 
@@ -139,9 +185,7 @@ impl LocalUpstream {
 #[derive(Clone)]
 pub struct MeshTarget {
     name: String,
-    addr: SocketAddr,
-    own_id: SpiffeId,
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, ForwardBody>,
+    hop: Hop<hyper_rustls::HttpsConnector<HttpConnector>>,
 }
 
 impl MeshTarget {
@@ -153,22 +197,14 @@ impl MeshTarget {
         own_id: SpiffeId,
         tls: rustls::ClientConfig,
     ) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_only()
             .enable_all_versions()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
+            .wrap_connector(connector());
         MeshTarget {
             name,
-            addr,
-            own_id,
-            client,
+            hop: Hop::new(Scheme::HTTPS, addr, own_id, connector),
         }
     }
 
@@ -177,27 +213,15 @@ impl MeshTarget {
         &self.name
     }
 
-    /// Forwards the request to the target's sidecar.
+    /// Forwards the request to the target's sidecar. The target learns who calls from our
+    /// certificate, never from a header, so no `x-forwarded-client-cert` is sent.
     pub async fn forward(
         &self,
         ctx: &RequestContext,
-        mut request: Request<ForwardBody>,
+        request: Request<ForwardBody>,
     ) -> Result<Response<Incoming>, Rejection> {
-        let addr = self.addr.to_string();
-        *request.uri_mut() = target_uri(Scheme::HTTPS, self.addr, request.uri()).map_err(|e| {
-            Rejection::UpstreamUnavailable {
-                addr: addr.clone(),
-                detail: e.to_string(),
-            }
-        })?;
-        // Let ALPN pick HTTP/2 or HTTP/1.1.
-        *request.version_mut() = http::Version::HTTP_11;
-        prepare_headers(request.headers_mut(), ctx, &self.own_id);
-        // The target learns who calls from our certificate, never from a header.
-        request.headers_mut().remove(XFCC_HEADER);
-        match tokio::time::timeout(UPSTREAM_TIMEOUT, self.client.request(request)).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => Err(match find_tls_error(&e) {
+        self.hop
+            .send(ctx, request, false, |e| match find_tls_error(e) {
                 Some(tls) => {
                     let rejection = classify_tls_error(tls);
                     Rejection::TargetRejected {
@@ -206,16 +230,9 @@ impl MeshTarget {
                         detail: rejection.detail,
                     }
                 }
-                None => Rejection::UpstreamUnavailable {
-                    addr,
-                    detail: error_chain(&e),
-                },
-            }),
-            Err(_) => Err(Rejection::UpstreamTimeout {
-                addr,
-                seconds: UPSTREAM_TIMEOUT.as_secs(),
-            }),
-        }
+                None => self.hop.unavailable(e),
+            })
+            .await
     }
 }
 
