@@ -123,6 +123,8 @@ fn decode(row: &Row<'_>) -> Result<AuditRecord, AuditError> {
         peer: cols.get("peer")?,
         direction: cols.convert("direction", |s: String| s.parse().ok())?,
         detail: cols.get("detail")?,
+        findings: cols.convert("findings", |s: String| serde_json::from_str(&s).ok())?,
+        ratelimit_degraded: cols.get("ratelimit_degraded")?,
     })
 }
 

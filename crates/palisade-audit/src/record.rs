@@ -55,6 +55,15 @@ pub struct AuditRecord {
     pub direction: Direction,
     /// Human-readable reason for a deny; never a secret or payload.
     pub detail: Option<String>,
+    /// What the request guard found, as `"<code>@<location>"` (e.g.
+    /// `"palisade.injection.sql@query/q"`): the finding that refused the
+    /// request, or findings of stages in `report` mode that let it through.
+    #[serde(default)]
+    pub findings: Vec<String>,
+    /// The rate limit was decided by the local fallback because the shared
+    /// backend (Redis) was unavailable.
+    #[serde(default)]
+    pub ratelimit_degraded: bool,
 }
 
 /// Implements `as_str`, `Display` and `FromStr` for a unit enum whose

@@ -132,6 +132,8 @@ mod tests {
             peer: Some("127.0.0.1:5555".to_owned()),
             direction: Direction::Inbound,
             detail: None,
+            findings: Vec::new(),
+            ratelimit_degraded: false,
         }
     }
 

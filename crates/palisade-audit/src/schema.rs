@@ -13,7 +13,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::error::AuditError;
 
 /// The schema version this build writes and reads (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a statement waits for another process holding the write lock
 /// before failing; several sidecars may share one database file.
@@ -54,19 +54,29 @@ CREATE INDEX audit_records_service  ON audit_records (service, ts_us);
 CREATE INDEX audit_records_decision ON audit_records (decision, ts_us);
 ";
 
+/// Version 2: what the request guard found (`findings`, a JSON array of
+/// `"<code>@<location>"` strings, including findings only reported), and
+/// whether the rate-limit decision was made locally because the shared
+/// backend was unavailable.
+const V2: &str = "
+ALTER TABLE audit_records ADD COLUMN findings TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE audit_records ADD COLUMN ratelimit_degraded INTEGER NOT NULL DEFAULT 0;
+";
+
 /// `MIGRATIONS[n]` upgrades schema version `n` to `n + 1`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1, V2];
 
 /// The columns read back into an `AuditRecord`, in `SELECT` order.
 pub(crate) const SELECT_COLUMNS: &str = "id, ts_us, request_id, caller, auth, service, method, \
      path, route, decision, code, policies, status, latency_us, bytes_in, bytes_out, \
-     data_classes, peer, direction, detail";
+     data_classes, peer, direction, detail, findings, ratelimit_degraded";
 
 /// Inserts one record; parameters in the order of the column list.
 pub(crate) const INSERT: &str = "INSERT INTO audit_records (ts_us, request_id, caller, auth, \
      service, method, path, route, decision, code, policies, status, latency_us, bytes_in, \
-     bytes_out, data_classes, peer, direction, detail) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
+     bytes_out, data_classes, peer, direction, detail, findings, ratelimit_degraded) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
+     ?20, ?21)";
 
 /// Opens (creating if needed) the database for the writer thread: WAL so
 /// readers never block the writer, `synchronous = NORMAL` (durable across
@@ -165,6 +175,11 @@ pub(crate) fn open_for_reading(path: &Path) -> Result<Connection, AuditError> {
         0 => Err(AuditError::NotAnAuditDatabase {
             path: path.to_path_buf(),
         }),
+        // A log written by an older build: bring it up to date, then read it.
+        older if (1..SCHEMA_VERSION).contains(&older) => {
+            drop(conn);
+            open_for_writing(path)
+        }
         _ => Err(AuditError::UnsupportedSchema {
             path: path.to_path_buf(),
             found,

@@ -340,6 +340,8 @@ fn insert_batch(conn: &mut Connection, batch: &[AuditRecord]) -> rusqlite::Resul
                 record.peer,
                 record.direction.as_str(),
                 record.detail,
+                json_array(&record.findings),
+                record.ratelimit_degraded,
             ])?;
         }
     }

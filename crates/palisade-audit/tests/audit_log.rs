@@ -40,6 +40,8 @@ fn sample(n: u64) -> AuditRecord {
         peer: Some("127.0.0.1:5555".to_owned()),
         direction: Direction::Inbound,
         detail: None,
+        findings: Vec::new(),
+        ratelimit_degraded: false,
     }
 }
 
@@ -128,6 +130,8 @@ fn round_trips_every_field_through_sqlite_with_microsecond_precision() {
         auth: AuthMethod::Jwt,
         direction: Direction::Outbound,
         detail: Some("no policy permits refunds — from checkout".to_owned()),
+        findings: Vec::new(),
+        ratelimit_degraded: false,
         ..sample(1)
     };
     let refused_in_handshake = AuditRecord {
@@ -149,6 +153,8 @@ fn round_trips_every_field_through_sqlite_with_microsecond_precision() {
         peer: None,
         direction: Direction::Inbound,
         detail: None,
+        findings: Vec::new(),
+        ratelimit_degraded: false,
         service: "payments".to_owned(),
     };
     let stats = write_all(
@@ -723,7 +729,7 @@ async fn shutdown_waits_until_every_handle_is_dropped() {
 
 // ------------------------------------------------------------ JSON lines ---
 
-const FIELD_NAMES: [&str; 19] = [
+const FIELD_NAMES: [&str; 21] = [
     "ts",
     "request_id",
     "caller",
@@ -743,6 +749,8 @@ const FIELD_NAMES: [&str; 19] = [
     "peer",
     "direction",
     "detail",
+    "findings",
+    "ratelimit_degraded",
 ];
 
 #[test]
@@ -830,4 +838,48 @@ fn json_lines_timestamps_have_six_fractional_digits() {
         text.starts_with("{\"ts\":\"2027-01-15T08:00:00.000000Z\""),
         "{text}"
     );
+}
+
+// ------------------------------------------------------------ migrations ---
+
+#[test]
+fn a_version_1_log_is_migrated_and_its_records_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        // The layout version 1 wrote, with one record in it.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE audit_records (id INTEGER PRIMARY KEY, ts_us INTEGER NOT NULL,
+               request_id TEXT NOT NULL, caller TEXT, auth TEXT NOT NULL, service TEXT NOT NULL,
+               method TEXT, path TEXT, route TEXT, decision TEXT NOT NULL, code TEXT,
+               policies TEXT NOT NULL, status INTEGER, latency_us INTEGER NOT NULL,
+               bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, data_classes TEXT NOT NULL,
+               peer TEXT, direction TEXT NOT NULL, detail TEXT);
+             INSERT INTO audit_records VALUES (1, 1700000000000000, 'r1', NULL, 'none', 'billing',
+               NULL, NULL, NULL, 'deny', 'palisade.identity.missing', '[]', NULL, 0, 0, 0, '[]',
+               '127.0.0.1:1', 'inbound', 'no certificate');
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let records = query(&path, &AuditQuery::default()).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].request_id, "r1");
+    assert!(records[0].findings.is_empty());
+    assert!(!records[0].ratelimit_degraded);
+    // A writer appends records with the new fields to the migrated file.
+    let mut record = sample(2);
+    record.findings = vec!["palisade.injection.sql@query/q".into()];
+    record.ratelimit_degraded = true;
+    let writer = AuditWriter::start(SinkConfig::Sqlite { path: path.clone() }, 8).unwrap();
+    let handle = writer.handle();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(handle.record(record.clone()))
+        .unwrap();
+    drop(handle);
+    writer.shutdown().unwrap();
+    let records = query(&path, &AuditQuery::default()).unwrap();
+    assert_eq!(records[1], record);
 }

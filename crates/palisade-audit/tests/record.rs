@@ -26,6 +26,8 @@ fn record() -> AuditRecord {
         peer: Some("127.0.0.1:5555".to_owned()),
         direction: Direction::Inbound,
         detail: Some("no policy permits refunds from checkout".to_owned()),
+        findings: Vec::new(),
+        ratelimit_degraded: false,
     }
 }
 
@@ -97,6 +99,8 @@ fn json_has_exactly_the_documented_field_names_in_order() {
         "peer",
         "direction",
         "detail",
+        "findings",
+        "ratelimit_degraded",
     ];
     let positions: Vec<Option<usize>> = names
         .iter()
@@ -123,6 +127,8 @@ fn json_uses_lowercase_enum_spellings_and_null_for_missing_values() {
         peer: None,
         direction: Direction::Outbound,
         detail: None,
+        findings: Vec::new(),
+        ratelimit_degraded: false,
         decision: Decision::Allow,
         ..record()
     };

@@ -23,6 +23,8 @@
 //! owner = "team-billing"
 //! ```
 
+mod guard;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -31,6 +33,11 @@ use std::path::{Path, PathBuf};
 use palisade_identity::{validate_trust_domain, SpiffeId};
 use serde::Deserialize;
 use toml::Spanned;
+
+pub use guard::{
+    InspectionSettings, LimitBackend, LimitOverride, LimitSettings, RateSetting, StageMode,
+    ValidationSettings,
+};
 
 /// Default capacity of the audit queue, in records.
 pub const DEFAULT_AUDIT_QUEUE: usize = 8192;
@@ -95,6 +102,12 @@ pub struct ServiceConfig {
     pub owner: Option<String>,
     /// Directory with `svid.pem`, `svid.key` and `bundle.pem`.
     pub svid_dir: PathBuf,
+    /// Rate limits per caller identity (`[service.limits]`), if any.
+    pub limits: Option<LimitSettings>,
+    /// OpenAPI request validation (runs only when `openapi` is set).
+    pub validation: ValidationSettings,
+    /// Injection and deserialization defence.
+    pub inspection: InspectionSettings,
 }
 
 impl Config {
@@ -224,11 +237,24 @@ struct RawService {
     openapi: Option<Spanned<PathBuf>>,
     owner: Option<String>,
     svid_dir: Option<PathBuf>,
+    limits: Option<guard::RawLimits>,
+    validation: Option<Spanned<guard::RawValidation>>,
+    inspection: Option<guard::RawInspection>,
 }
 
 struct Checker<'a> {
     text: &'a str,
     issues: Vec<Issue>,
+}
+
+impl guard::Report for Checker<'_> {
+    fn report(&mut self, span: std::ops::Range<usize>, field: String, message: String) {
+        self.issues.push(Issue {
+            line: Some(line_of(self.text, span.start)),
+            field,
+            message,
+        });
+    }
 }
 
 impl Checker<'_> {
@@ -320,6 +346,21 @@ impl Checker<'_> {
                 s.svid_dir
                     .unwrap_or_else(|| state_dir.join("svids").join(&name)),
             );
+            let limits = s.limits.and_then(|l| l.check(&field("limits"), self));
+            if let (Some(v), None) = (&s.validation, &openapi) {
+                if v.get_ref().mode != StageMode::Off {
+                    self.fail(
+                        v,
+                        field("validation"),
+                        "validation needs an OpenAPI spec: set `openapi`, or mode = \"off\"".into(),
+                    );
+                }
+            }
+            let validation = s
+                .validation
+                .map(|v| v.into_inner().settings())
+                .unwrap_or_default();
+            let inspection = s.inspection.map(|i| i.settings()).unwrap_or_default();
             if let Some(spiffe_id) = spiffe_id {
                 services.push(ServiceConfig {
                     name,
@@ -330,6 +371,9 @@ impl Checker<'_> {
                     openapi,
                     owner: s.owner,
                     svid_dir,
+                    limits,
+                    validation,
+                    inspection,
                 });
             }
         }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use palisade_config::{AuditSink, Config};
+use palisade_config::{AuditSink, Config, LimitBackend, StageMode};
 
 const GOOD: &str = r#"
 trust_domain = "palisade.test"
@@ -95,4 +95,53 @@ fn rejects_a_bad_socket_address_with_its_line() {
     let text = GOOD.replace("127.0.0.1:8001", "localhost");
     let err = Config::parse(&text, Path::new("p.toml")).unwrap_err();
     assert_eq!(err.issues[0].line, Some(12), "{err}");
+}
+
+#[test]
+fn reads_guard_settings_with_defaults() {
+    let text = format!(
+        "{GOOD}\n[service.limits]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379\"\non_redis_unavailable = \"deny\"\ndefault = {{ requests = 100, per = \"1m\", burst = 20 }}\n\n[[service.limits.override]]\ncaller = \"spiffe://palisade.test/ns/demo/sa/billing\"\nroute = \"/payments\"\nrequests = 5\nper = \"1s\"\n\n[service.inspection]\nmode = \"report\"\nheaders = [\"X-Search\"]\n"
+    );
+    let config = Config::parse(&text, Path::new("p.toml")).unwrap();
+    let orders = config.service("orders").unwrap();
+    let limits = orders.limits.as_ref().unwrap();
+    assert_eq!(limits.mode, StageMode::Enforce);
+    assert_eq!(
+        limits.backend,
+        LimitBackend::Redis {
+            url: "redis://127.0.0.1:6379".into(),
+            fail_closed: true
+        }
+    );
+    assert_eq!(
+        limits.default.unwrap().per,
+        std::time::Duration::from_secs(60)
+    );
+    assert_eq!(limits.overrides[0].route.as_deref(), Some("/payments"));
+    // Without a burst, the whole period's quota may come at once.
+    assert_eq!(limits.overrides[0].rate.burst, 5);
+    assert_eq!(orders.inspection.mode, StageMode::Report);
+    assert_eq!(orders.inspection.headers, vec!["x-search"]);
+    assert_eq!(orders.validation.max_body_bytes, 1024 * 1024);
+    assert!(orders.validation.strict);
+}
+
+#[test]
+fn rejects_bad_guard_settings_naming_each_field() {
+    let text = format!(
+        "{GOOD}\n[service.limits]\nbackend = \"redis\"\ndefault = {{ requests = 0, per = \"1m\" }}\n\n[[service.limits.override]]\ncaller = \"orders\"\nrequests = 1\nper = \"soon\"\n\n[service.validation]\nstrict = false\n"
+    );
+    let err = Config::parse(&text, Path::new("p.toml")).unwrap_err();
+    let fields: Vec<_> = err.issues.iter().map(|i| i.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            "service[0].limits.redis_url",
+            "service[0].limits.default",
+            "service[0].limits.override[0].caller",
+            "service[0].limits.override[0]",
+            "service[0].validation",
+        ],
+        "{err}"
+    );
 }

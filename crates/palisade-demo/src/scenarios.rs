@@ -423,6 +423,8 @@ mod tests {
             peer: Some(peer.into()),
             direction,
             detail: None,
+            findings: Vec::new(),
+            ratelimit_degraded: false,
         }
     }
 

@@ -54,6 +54,13 @@ pub struct RequestContext {
     pub policies: Vec<String>,
     /// Sensitive data classes seen (filled by later stages).
     pub data_classes: Vec<String>,
+    /// Guard findings as `"<code>@<location>"`: the refusing one, or those a stage in
+    /// `report` mode let through.
+    pub findings: Vec<String>,
+    /// The rate limit was decided locally because the shared backend was down.
+    pub ratelimit_degraded: bool,
+    /// Headers every response to this request carries (rate-limit state).
+    pub response_headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 impl RequestContext {
@@ -79,6 +86,9 @@ impl RequestContext {
             route: None,
             policies: Vec::new(),
             data_classes: Vec::new(),
+            findings: Vec::new(),
+            ratelimit_degraded: false,
+            response_headers: Vec::new(),
         }
     }
 
@@ -108,6 +118,8 @@ impl RequestContext {
             peer: self.peer.map(|p| p.to_string()),
             direction: self.direction,
             detail: outcome.detail.clone(),
+            findings: self.findings.clone(),
+            ratelimit_degraded: self.ratelimit_degraded,
         }
     }
 }

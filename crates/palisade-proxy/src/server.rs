@@ -289,6 +289,8 @@ async fn audit_refusal(pipeline: &InboundPipeline, peer: SocketAddr, refusal: Re
         peer: Some(peer.to_string()),
         direction: Direction::Inbound,
         detail: Some(detail),
+        findings: Vec::new(),
+        ratelimit_degraded: false,
     };
     if let Err(e) = pipeline.audit.record(record).await {
         tracing::error!(error = %e, code, "could not audit a refused connection");
