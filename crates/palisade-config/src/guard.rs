@@ -7,6 +7,7 @@
 //! backend = "redis"                 # "local" (default) or "redis"
 //! redis_url = "redis://127.0.0.1:6379"
 //! on_redis_unavailable = "local"    # "local" (default: fall back, flag the record) or "deny"
+//! redis_key_prefix = "palisade:rl"  # to share one Redis between deployments
 //! default = { requests = 100, per = "1m", burst = 20 }
 //!
 //! [[service.limits.override]]       # per caller, or per (caller, route)
@@ -70,6 +71,8 @@ pub enum LimitBackend {
         url: String,
         /// Refuse (503) instead of falling back to local limits when Redis is down.
         fail_closed: bool,
+        /// Prefix of every key, so deployments can share one Redis.
+        key_prefix: String,
     },
 }
 
@@ -144,6 +147,7 @@ pub(crate) struct RawLimits {
     backend: Option<Spanned<String>>,
     redis_url: Option<Spanned<String>>,
     on_redis_unavailable: Option<Spanned<String>>,
+    redis_key_prefix: Option<String>,
     default: Option<Spanned<RawRate>>,
     #[serde(default, rename = "override")]
     overrides: Vec<Spanned<RawOverride>>,
@@ -248,6 +252,10 @@ impl RawLimits {
                     LimitBackend::Redis {
                         url: url.get_ref().clone(),
                         fail_closed,
+                        key_prefix: self
+                            .redis_key_prefix
+                            .clone()
+                            .unwrap_or_else(|| "palisade:rl".into()),
                     }
                 }
                 Some(url) => {

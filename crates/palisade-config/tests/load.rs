@@ -110,7 +110,8 @@ fn reads_guard_settings_with_defaults() {
         limits.backend,
         LimitBackend::Redis {
             url: "redis://127.0.0.1:6379".into(),
-            fail_closed: true
+            fail_closed: true,
+            key_prefix: "palisade:rl".into(),
         }
     );
     assert_eq!(

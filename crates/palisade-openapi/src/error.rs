@@ -127,6 +127,55 @@ pub enum SpecError {
         /// What is wrong with it.
         reason: &'static str,
     },
+
+    /// A `$ref` in a parameter, request body or schema that request
+    /// validation cannot follow: not a local `#/...` reference into the spec
+    /// document, or pointing at nothing.
+    #[error(
+        "{}: {operation}: cannot resolve $ref `{reference}` at {pointer}: {reason}",
+        .path.display()
+    )]
+    InvalidReference {
+        /// The file.
+        path: PathBuf,
+        /// The operation that uses it: `POST /orders`.
+        operation: String,
+        /// JSON Pointer of the object holding the `$ref`.
+        pointer: String,
+        /// The reference as written.
+        reference: String,
+        /// Why it cannot be followed.
+        reason: &'static str,
+    },
+
+    /// A parameter or request body that request validation cannot check, or
+    /// that is malformed: an unsupported `style`, a `content`-encoded
+    /// parameter, an object-typed parameter, a `requestBody` without `content`...
+    #[error("{}: {operation}: {pointer}: {reason}", .path.display())]
+    UnsupportedOperation {
+        /// The file.
+        path: PathBuf,
+        /// The operation: `GET /orders`.
+        operation: String,
+        /// JSON Pointer of the parameter or request body in the spec.
+        pointer: String,
+        /// What is unsupported or wrong, naming the parameter.
+        reason: String,
+    },
+
+    /// A schema that the JSON Schema compiler refuses (an invalid regular
+    /// expression, an unknown `type`, a wrongly typed keyword...).
+    #[error("{}: {operation}: invalid schema at {pointer}: {message}", .path.display())]
+    InvalidSchema {
+        /// The file.
+        path: PathBuf,
+        /// The operation whose parameter or body uses the schema: `POST /orders`.
+        operation: String,
+        /// JSON Pointer of the schema in the spec.
+        pointer: String,
+        /// The compiler's message.
+        message: String,
+    },
 }
 
 /// What is wrong with a path template.

@@ -1,7 +1,7 @@
 //! The loaded spec, its operations and request matching.
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -63,6 +63,28 @@ struct Route {
     template: String,
     segments: Vec<Segment>,
     operations: Vec<Operation>,
+    /// The position of `operations[0]` in [`ApiSpec::operations`].
+    first_operation: usize,
+}
+
+/// [`RouteMatch`], with the position of the found operation in
+/// [`ApiSpec::operations`] so that per-operation tables can be indexed.
+#[derive(Debug)]
+pub(crate) enum Located<'a> {
+    /// See [`RouteMatch::Found`].
+    Found {
+        /// The position of `operation` in [`ApiSpec::operations`].
+        index: usize,
+        operation: &'a Operation,
+        params: Vec<(String, String)>,
+    },
+    /// See [`RouteMatch::MethodNotAllowed`].
+    MethodNotAllowed {
+        template: &'a str,
+        allowed: Vec<&'a str>,
+    },
+    /// See [`RouteMatch::NotFound`].
+    NotFound,
 }
 
 impl Route {
@@ -99,6 +121,7 @@ pub struct ApiSpec {
     routes: Vec<Route>,
     router: Router,
     components: Option<Value>,
+    origin: PathBuf,
 }
 
 impl ApiSpec {
@@ -130,8 +153,9 @@ impl ApiSpec {
 
         let mut routes: Vec<Route> = Vec::new();
         let mut router = Router::default();
+        let mut operation_count = 0;
         for (template, item) in raw.paths.unwrap_or_default().0 {
-            let route = compile_route(template, item, origin)?;
+            let mut route = compile_route(template, item, origin)?;
             if route.operations.is_empty() {
                 continue;
             }
@@ -145,6 +169,8 @@ impl ApiSpec {
                     second: route.template,
                 });
             }
+            route.first_operation = operation_count;
+            operation_count += route.operations.len();
             routes.push(route);
         }
 
@@ -154,6 +180,7 @@ impl ApiSpec {
             routes,
             router,
             components: raw.components,
+            origin: origin.to_path_buf(),
         })
     }
 
@@ -170,6 +197,11 @@ impl ApiSpec {
     /// The `components` object as written, for resolving `$ref`s.
     pub fn components(&self) -> Option<&Value> {
         self.components.as_ref()
+    }
+
+    /// Where the spec came from, as given to [`ApiSpec::from_str`]; errors name it.
+    pub(crate) fn origin(&self) -> &Path {
+        &self.origin
     }
 
     /// The path templates that have at least one operation, in spec order.
@@ -195,17 +227,30 @@ impl ApiSpec {
     /// less specific template has it. Paths with a `.` or `..` segment (also
     /// when written `%2E`) never match.
     pub fn match_route(&self, method: &str, path: &str) -> RouteMatch<'_> {
+        match self.locate(method, path) {
+            Located::Found {
+                operation, params, ..
+            } => RouteMatch::Found { operation, params },
+            Located::MethodNotAllowed { template, allowed } => {
+                RouteMatch::MethodNotAllowed { template, allowed }
+            }
+            Located::NotFound => RouteMatch::NotFound,
+        }
+    }
+
+    /// [`ApiSpec::match_route`], also giving the operation's position.
+    pub(crate) fn locate(&self, method: &str, path: &str) -> Located<'_> {
         let Some(rest) = path.strip_prefix('/') else {
-            return RouteMatch::NotFound;
+            return Located::NotFound;
         };
         let mut segments = Vec::new();
         for raw in rest.split('/') {
             if segments.len() == self.router.max_segments() {
-                return RouteMatch::NotFound;
+                return Located::NotFound;
             }
             let segment = normalize(raw);
             if segment == "." || segment == ".." {
-                return RouteMatch::NotFound;
+                return Located::NotFound;
             }
             segments.push(segment);
         }
@@ -214,14 +259,20 @@ impl ApiSpec {
             .find(&segments)
             .and_then(|index| self.routes.get(index))
         else {
-            return RouteMatch::NotFound;
+            return Located::NotFound;
         };
-        match route.operations.iter().find(|op| op.method == method) {
-            Some(operation) => RouteMatch::Found {
+        match route
+            .operations
+            .iter()
+            .enumerate()
+            .find(|(_, op)| op.method == method)
+        {
+            Some((at, operation)) => Located::Found {
+                index: route.first_operation + at,
                 operation,
                 params: route.params(&segments),
             },
-            None => RouteMatch::MethodNotAllowed {
+            None => Located::MethodNotAllowed {
                 template: &route.template,
                 allowed: route
                     .operations
@@ -357,6 +408,7 @@ fn compile_route(template: String, item: RawPathItem, origin: &Path) -> Result<R
         template,
         segments,
         operations,
+        first_operation: 0,
     })
 }
 

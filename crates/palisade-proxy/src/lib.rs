@@ -22,17 +22,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use palisade_audit::AuditHandle;
-use palisade_config::{Config, ServiceConfig};
+use palisade_config::{Config, LimitBackend, RateSetting, ServiceConfig, StageMode};
 use palisade_identity::tls::{inbound_server_config, outbound_client_config};
 use palisade_identity::{IdentityError, SvidMaterial};
-use palisade_openapi::{ApiSpec, SpecError};
+use palisade_inspect::{InspectOptions, Inspector};
+use palisade_openapi::{ApiSpec, RequestValidator, SpecError, ValidationOptions};
 use palisade_policy::{spawn_reloader, PolicyEngine, PolicyError, ReloadWatcher, ServiceInfo};
+use palisade_ratelimit::{Backend, LimitRules, Rate, RateLimitError, RateLimiter};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use crate::pipeline::{InboundPipeline, OutboundPipeline};
+use crate::pipeline::{Guarded, InboundPipeline, OutboundPipeline};
 use crate::stages::forward::{LocalUpstream, MeshTarget};
 
 pub use crate::rejection::Rejection;
@@ -74,6 +76,14 @@ pub enum ProxyError {
     /// An OpenAPI spec failed to load.
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// The rate limiter could not be built from the configured rules.
+    #[error("service {service}: rate limits: {source}")]
+    RateLimit {
+        /// The service.
+        service: String,
+        /// The cause.
+        source: RateLimitError,
+    },
     /// The policy watcher could not start.
     #[error(transparent)]
     Policy(#[from] PolicyError),
@@ -163,9 +173,14 @@ impl Sidecar {
                     source,
                 }
             })?;
+        let spec = specs.remove(&own.name);
         let inbound = Arc::new(InboundPipeline {
             service: own.name.clone(),
-            spec: specs.remove(&own.name),
+            limiter: limiter(own).await?,
+            validator: validator(own, spec.as_ref())?,
+            inspector: inspector(own),
+            max_body_bytes: own.validation.max_body_bytes,
+            spec,
             policy: policy.clone(),
             upstream: LocalUpstream::new(own.upstream, own.spiffe_id.clone()),
             audit: audit.clone(),
@@ -240,6 +255,85 @@ impl Drop for RunningSidecar {
             task.abort();
         }
     }
+}
+
+/// The limit stage from `[service.limits]`, unless absent or off.
+async fn limiter(service: &ServiceConfig) -> Result<Option<Guarded<RateLimiter>>, ProxyError> {
+    let Some(settings) = service.limits.as_ref().filter(|l| l.mode != StageMode::Off) else {
+        return Ok(None);
+    };
+    let rate = |r: &RateSetting| Rate {
+        requests: r.requests,
+        per: r.per,
+        burst: r.burst,
+    };
+    let mut rules = LimitRules {
+        default: settings.default.as_ref().map(rate),
+        ..LimitRules::default()
+    };
+    for o in &settings.overrides {
+        let caller = o.caller.to_string();
+        match &o.route {
+            Some(route) => rules.routes.insert((caller, route.clone()), rate(&o.rate)),
+            None => rules.callers.insert(caller, rate(&o.rate)),
+        };
+    }
+    let backend = match &settings.backend {
+        LimitBackend::Local => Backend::Local,
+        LimitBackend::Redis {
+            url,
+            fail_closed,
+            key_prefix,
+        } => Backend::Redis {
+            url: url.clone(),
+            fail_closed: *fail_closed,
+            key_prefix: key_prefix.clone(),
+        },
+    };
+    let stage = RateLimiter::new(&service.name, rules, backend)
+        .await
+        .map_err(|source| ProxyError::RateLimit {
+            service: service.name.clone(),
+            source,
+        })?;
+    Ok(Some(Guarded {
+        mode: settings.mode,
+        stage,
+    }))
+}
+
+/// The validate stage, compiled from the service's spec, unless it has none or it is off.
+fn validator(
+    service: &ServiceConfig,
+    spec: Option<&ApiSpec>,
+) -> Result<Option<Guarded<RequestValidator>>, ProxyError> {
+    let settings = &service.validation;
+    let Some(spec) = spec.filter(|_| settings.mode != StageMode::Off) else {
+        return Ok(None);
+    };
+    let stage = spec.compile_validator(ValidationOptions {
+        strict: settings.strict,
+        max_body_bytes: settings.max_body_bytes,
+        max_depth: settings.max_depth,
+        max_object_keys: settings.max_object_keys,
+        max_array_items: settings.max_array_items,
+    })?;
+    Ok(Some(Guarded {
+        mode: settings.mode,
+        stage,
+    }))
+}
+
+/// The inspect stage, unless it is off.
+fn inspector(service: &ServiceConfig) -> Option<Guarded<Inspector>> {
+    let settings = &service.inspection;
+    (settings.mode != StageMode::Off).then(|| Guarded {
+        mode: settings.mode,
+        stage: Inspector::new(InspectOptions {
+            headers: settings.headers.clone(),
+            ..InspectOptions::default()
+        }),
+    })
 }
 
 fn load_svid(service: &ServiceConfig) -> Result<SvidMaterial, ProxyError> {

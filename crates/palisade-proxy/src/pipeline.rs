@@ -27,18 +27,24 @@ use http::{HeaderValue, Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use palisade_audit::{AuditHandle, AuthMethod, Direction};
+use palisade_config::StageMode;
 use palisade_identity::SpiffeId;
-use palisade_openapi::ApiSpec;
+use palisade_inspect::Inspector;
+use palisade_openapi::{ApiSpec, RequestValidator};
 use palisade_policy::PolicyEngine;
+use palisade_ratelimit::RateLimiter;
 
 use crate::context::{
     Caller, CountingBody, Outcome, Recorder, RecordingBody, RequestContext, REQUEST_ID_HEADER,
 };
 use crate::rejection::{problem_body, Rejection};
 use crate::stages::authorize::{authorize, Call};
-use crate::stages::forward::{ForwardBody, LocalUpstream, MeshTarget};
+use crate::stages::forward::{CountedBody, LocalUpstream, MeshTarget};
 use crate::stages::identify::{identify, ConnectionIdentity};
+use crate::stages::inspect::{inspect, InspectedBody};
+use crate::stages::limit::limit;
 use crate::stages::route::{endpoint, route};
+use crate::stages::validate::{read_body, validate_body, validate_request};
 
 /// What every response body of the proxy is: the upstream's streamed body or a problem,
 /// carrying the record stage.
@@ -53,14 +59,51 @@ pub struct ConnectionInfo {
     pub identity: ConnectionIdentity,
 }
 
+/// A guard stage and what to do with its findings.
+pub struct Guarded<T> {
+    /// Enforce (refuse) or report (record and let through); `off` means no stage at all.
+    pub mode: StageMode,
+    /// The stage's compiled state.
+    pub stage: T,
+}
+
+impl<T> Guarded<T> {
+    /// Applies the mode to a stage's result: a finding always goes into the record; only
+    /// `enforce` turns it into a refusal. In `report` mode the value is lost (`None`).
+    fn apply<V>(
+        &self,
+        ctx: &mut RequestContext,
+        result: Result<V, Rejection>,
+    ) -> Result<Option<V>, Rejection> {
+        match result {
+            Ok(value) => Ok(Some(value)),
+            Err(rejection) => {
+                ctx.findings.push(rejection.finding());
+                match self.mode {
+                    StageMode::Report => Ok(None),
+                    StageMode::Enforce | StageMode::Off => Err(rejection),
+                }
+            }
+        }
+    }
+}
+
 /// The inbound pipeline of one service's sidecar.
 pub struct InboundPipeline {
     /// The service this sidecar fronts.
     pub service: String,
     /// Its OpenAPI spec, if any.
     pub spec: Option<ApiSpec>,
+    /// Rate limits per caller identity, if configured.
+    pub limiter: Option<Guarded<RateLimiter>>,
     /// The authorizer.
     pub policy: Arc<PolicyEngine>,
+    /// OpenAPI request validation, if the service has a spec.
+    pub validator: Option<Guarded<RequestValidator>>,
+    /// Injection and deserialization defence.
+    pub inspector: Option<Guarded<Inspector>>,
+    /// Largest body a stage buffers (413 beyond).
+    pub max_body_bytes: usize,
     /// The local app.
     pub upstream: LocalUpstream,
     /// Where records go.
@@ -75,7 +118,7 @@ trait Stages {
         &self,
         ctx: &mut RequestContext,
         connection: &ConnectionInfo,
-        request: Request<ForwardBody>,
+        request: Request<CountedBody>,
     ) -> Result<Response<Incoming>, Rejection>;
 }
 
@@ -84,13 +127,19 @@ impl Stages for InboundPipeline {
         &self,
         ctx: &mut RequestContext,
         connection: &ConnectionInfo,
-        request: Request<ForwardBody>,
+        request: Request<CountedBody>,
     ) -> Result<Response<Incoming>, Rejection> {
         // identify: the caller's SPIFFE ID, from the SVID verified in the handshake.
         let caller = identify(&connection.identity)?;
         ctx.caller = Some(caller.clone());
         // route: the endpoint is the spec's route template, else the literal path.
         ctx.route = route(self.spec.as_ref(), &ctx.method, &ctx.path);
+        let endpoint = endpoint(ctx.route.as_deref(), &ctx.path).to_owned();
+        // limit: the caller identity's budget (per route when configured), before any work.
+        if let Some(limiter) = &self.limiter {
+            let result = limit(&limiter.stage, ctx, &endpoint).await;
+            limiter.apply(ctx, result)?;
+        }
         // authorize: Cedar, deny by default; the deciding policies go into the record.
         ctx.policies = authorize(
             &self.policy,
@@ -98,16 +147,76 @@ impl Stages for InboundPipeline {
                 caller: &caller,
                 method: &ctx.method,
                 service: &self.service,
-                endpoint: endpoint(ctx.route.as_deref(), &ctx.path),
+                endpoint: &endpoint,
                 path: &ctx.path,
                 at: ctx.received_at,
             },
         )
         .inspect_err(|rejection| ctx.policies = rejection.policies().to_vec())?;
+        // validate: route, method, parameters and content type against the OpenAPI spec.
+        let (parts, body) = request.into_parts();
+        let has_body = !http_body::Body::is_end_stream(&body);
+        let validated = match &self.validator {
+            Some(v) => v.apply(ctx, validate_request(&v.stage, &parts, has_body))?,
+            None => None,
+        };
+        // Bodies stream through untouched unless a stage needs to read them.
+        let needs_body = has_body && (validated.is_some() || self.inspector.is_some());
+        let body = if needs_body {
+            let declared = parts
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok());
+            Either::Right(read_body(body, declared, self.max_body_bytes).await?)
+        } else {
+            Either::Left(body)
+        };
+        // validate (body): size, depth and the operation's schema; unknown fields refused.
+        let mut json = None;
+        if let (Some(v), Some(route), Either::Right(bytes)) = (&self.validator, &validated, &body) {
+            let result = validate_body(&v.stage, route, bytes);
+            json = v.apply(ctx, result)?.flatten();
+        }
+        // inspect: injection and serialized-object payloads in path, query, headers, body.
+        if let Some(inspector) = &self.inspector {
+            let parsed;
+            let inspected = match (&body, &json) {
+                (Either::Left(_), _) => InspectedBody::None,
+                (Either::Right(_), Some(value)) => InspectedBody::Json(value),
+                (Either::Right(bytes), None) => match is_json(&parts.headers)
+                    .then(|| serde_json::from_slice::<serde_json::Value>(bytes).ok())
+                    .flatten()
+                {
+                    Some(value) => {
+                        parsed = value;
+                        InspectedBody::Json(&parsed)
+                    }
+                    None => InspectedBody::Raw(bytes),
+                },
+            };
+            let result = inspect(&inspector.stage, &parts, inspected);
+            inspector.apply(ctx, result)?;
+        }
         // forward: to the local app, with x-request-id and x-forwarded-client-cert.
-        self.upstream.forward(ctx, request).await
+        let body = match body {
+            Either::Left(streaming) => Either::Left(streaming),
+            Either::Right(bytes) => Either::Right(Full::new(bytes)),
+        };
+        self.upstream
+            .forward(ctx, Request::from_parts(parts, body))
+            .await
         // record: done by the Recorder in the response body, see `handle_request`.
     }
+}
+
+/// Whether the request declares a JSON body (`application/json` or `+json`).
+fn is_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|media| media.trim().to_ascii_lowercase())
+        .is_some_and(|media| media == "application/json" || media.ends_with("+json"))
 }
 
 /// A pipeline as the listeners see it: a request in, a response (carrying its record) out.
@@ -151,7 +260,7 @@ impl Stages for OutboundPipeline {
         &self,
         ctx: &mut RequestContext,
         _connection: &ConnectionInfo,
-        request: Request<ForwardBody>,
+        request: Request<CountedBody>,
     ) -> Result<Response<Incoming>, Rejection> {
         // identify: the outbound listener is bound to loopback for the local workload only.
         ctx.caller = Some(Caller {
@@ -162,7 +271,7 @@ impl Stages for OutboundPipeline {
         let target = self.target_of(&request)?;
         ctx.service = target.name().to_owned();
         // forward: mTLS to the target's sidecar, which must present the target's SPIFFE ID.
-        target.forward(ctx, request).await
+        target.forward(ctx, request.map(Either::Left)).await
         // record: done by the Recorder in the response body, see `handle_request`.
     }
 }
@@ -242,7 +351,8 @@ async fn handle_request(
     let request = request.map(|body| CountingBody::new(body, bytes_in.clone()));
     let result = stages.run(&mut ctx, connection, request).await;
     let request_id = ctx.request_id.clone();
-    match result {
+    let response_headers = std::mem::take(&mut ctx.response_headers);
+    let mut response = match result {
         Ok(mut response) => {
             if let Ok(id) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert(REQUEST_ID_HEADER, id);
@@ -266,7 +376,12 @@ async fn handle_request(
             problem_body(&rejection, &request_id)
                 .map(|b| RecordingBody::new(Either::Right(Full::new(b)), recorder))
         }
+    };
+    // Headers stages asked for on every response (rate-limit state), refused or not.
+    for (name, value) in response_headers {
+        response.headers_mut().append(name, value);
     }
+    response
 }
 
 /// Keeps a caller's request id when it is a sane token, otherwise makes a new one, so ids

@@ -44,6 +44,56 @@ pub enum Rejection {
         /// The timeout.
         seconds: u64,
     },
+    /// The caller spent its rate-limit budget.
+    #[error("{caller} exceeded its rate limit; retry after {retry_after_secs} s")]
+    RateLimited {
+        /// The caller's SPIFFE ID (limits are per identity, not per address).
+        caller: String,
+        /// Seconds until a request would be admitted.
+        retry_after_secs: u64,
+    },
+    /// The shared rate-limit backend is down and the service is configured to fail closed.
+    #[error("the shared rate-limit backend is unavailable and this service fails closed")]
+    RateLimitUnavailable,
+    /// The request does not match the service's OpenAPI spec.
+    #[error("{message}")]
+    SchemaViolation {
+        /// `palisade.schema.*`.
+        code: &'static str,
+        /// The HTTP status the validator chose (400, 404, 405, 415).
+        status: u16,
+        /// JSON Pointer (body) or `query/<name>`-style location of the problem.
+        field: Option<String>,
+        /// The schema rule broken (`required`, `unevaluatedProperties`, ...).
+        rule: Option<String>,
+        /// What is wrong, without the offending value.
+        message: String,
+    },
+    /// The body is larger than the service accepts.
+    #[error("request body exceeds the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body could not be read (the client aborted, or sent malformed framing).
+    #[error("request body could not be read: {detail}")]
+    BodyUnreadable {
+        /// The I/O or protocol error.
+        detail: String,
+    },
+    /// An injection or serialized-object payload was found.
+    #[error(
+        "{} payload detected in {location} (rule {rule})",
+        injection_name(code)
+    )]
+    InjectionDetected {
+        /// `palisade.injection.*`.
+        code: &'static str,
+        /// Where: `path`, `query/<name>`, `header/<name>` or `body<JSON Pointer>`.
+        location: String,
+        /// The detector rule that matched (never the payload).
+        rule: &'static str,
+    },
     /// The audit writer is gone, so the request cannot be recorded and is refused.
     #[error("the audit log is unavailable; requests are refused until it is back")]
     AuditUnavailable,
@@ -77,6 +127,12 @@ impl Rejection {
             Rejection::PolicyUnavailable { .. } => "palisade.policy.unavailable",
             Rejection::UpstreamUnavailable { .. } => "palisade.upstream.unavailable",
             Rejection::UpstreamTimeout { .. } => "palisade.upstream.timeout",
+            Rejection::RateLimited { .. } => "palisade.ratelimit.exceeded",
+            Rejection::RateLimitUnavailable => "palisade.ratelimit.unavailable",
+            Rejection::SchemaViolation { code, .. } => code,
+            Rejection::BodyTooLarge { .. } => "palisade.schema.body_too_large",
+            Rejection::BodyUnreadable { .. } => "palisade.request.body_unreadable",
+            Rejection::InjectionDetected { code, .. } => code,
             Rejection::AuditUnavailable => "palisade.audit.unavailable",
             Rejection::MissingTarget => "palisade.outbound.missing_target",
             Rejection::UnknownTarget { .. } => "palisade.outbound.unknown_service",
@@ -90,8 +146,16 @@ impl Rejection {
             Rejection::CallerUnidentified => StatusCode::UNAUTHORIZED,
             Rejection::Denied { .. } => StatusCode::FORBIDDEN,
             // Fail closed, but say it is the proxy's state, not the caller's fault.
-            Rejection::PolicyUnavailable { .. } | Rejection::AuditUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
+            Rejection::PolicyUnavailable { .. }
+            | Rejection::AuditUnavailable
+            | Rejection::RateLimitUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Rejection::SchemaViolation { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            Rejection::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::BodyUnreadable { .. } | Rejection::InjectionDetected { .. } => {
+                StatusCode::BAD_REQUEST
             }
             Rejection::UpstreamUnavailable { .. } | Rejection::TargetRejected { .. } => {
                 StatusCode::BAD_GATEWAY
@@ -109,11 +173,31 @@ impl Rejection {
             Rejection::PolicyUnavailable { .. } => "Policy unavailable",
             Rejection::UpstreamUnavailable { .. } => "Upstream unavailable",
             Rejection::UpstreamTimeout { .. } => "Upstream timeout",
+            Rejection::RateLimited { .. } => "Rate limit exceeded",
+            Rejection::RateLimitUnavailable => "Rate limiting unavailable",
+            Rejection::SchemaViolation { .. } => "Request does not match the API specification",
+            Rejection::BodyTooLarge { .. } => "Request body too large",
+            Rejection::BodyUnreadable { .. } => "Request body unreadable",
+            Rejection::InjectionDetected { .. } => "Malicious payload detected",
             Rejection::AuditUnavailable => "Audit unavailable",
             Rejection::MissingTarget => "Missing target service",
             Rejection::UnknownTarget { .. } => "Unknown target service",
             Rejection::TargetRejected { .. } => "Target service identity rejected",
         }
+    }
+
+    /// Where in the request the problem is (RFC 9457 extension `field`), if somewhere.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Rejection::SchemaViolation { field, .. } => field.as_deref(),
+            Rejection::InjectionDetected { location, .. } => Some(location),
+            _ => None,
+        }
+    }
+
+    /// The audit form of this refusal as a guard finding: `"<code>@<location>"`.
+    pub fn finding(&self) -> String {
+        format!("{}@{}", self.code(), self.field().unwrap_or("request"))
     }
 
     /// Policy ids that decided, for the body and the audit record.
@@ -122,6 +206,17 @@ impl Rejection {
             Rejection::Denied { policies, .. } => policies,
             _ => &[],
         }
+    }
+}
+
+fn injection_name(code: &str) -> &str {
+    match code {
+        "palisade.injection.sql" => "SQL injection",
+        "palisade.injection.command" => "OS command injection",
+        "palisade.injection.path_traversal" => "path traversal",
+        "palisade.injection.nosql" => "NoSQL operator injection",
+        "palisade.injection.deserialization" => "serialized object",
+        _ => "injection",
     }
 }
 
@@ -135,6 +230,8 @@ struct Problem<'a> {
     detail: String,
     code: &'a str,
     request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     policies: &'a [String],
 }
@@ -146,14 +243,24 @@ pub fn problem_type(code: &str) -> String {
 
 /// Renders a rejection as an `application/problem+json` response.
 pub fn problem_body(rejection: &Rejection, request_id: &str) -> Response<Bytes> {
-    render_problem(
+    let mut response = render_problem(
         rejection.status(),
         rejection.title(),
         rejection.code(),
         &rejection.to_string(),
         request_id,
+        rejection.field(),
         rejection.policies(),
-    )
+    );
+    if let Rejection::RateLimited {
+        retry_after_secs, ..
+    } = rejection
+    {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+    }
+    response
 }
 
 /// Renders any problem (also used for refusals outside the pipeline, such as plaintext).
@@ -163,6 +270,7 @@ pub fn render_problem(
     code: &str,
     detail: &str,
     request_id: &str,
+    field: Option<&str>,
     policies: &[String],
 ) -> Response<Bytes> {
     let problem = Problem {
@@ -172,6 +280,7 @@ pub fn render_problem(
         detail: detail.to_owned(),
         code,
         request_id,
+        field,
         policies,
     };
     // Serializing a struct of strings cannot fail; fall back to an empty object regardless.

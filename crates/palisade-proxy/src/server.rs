@@ -214,6 +214,7 @@ async fn refuse_plaintext(mut stream: TcpStream, peer: SocketAddr, pipeline: &In
             CODE,
             detail,
             &request_id,
+            None,
             &[],
         );
         let body = problem.body();

@@ -224,7 +224,36 @@ pub async fn tls_request(
     let tls = tls_connect(addr, config).await?;
     // With TLS 1.3 the server checks the client certificate after the client's handshake
     // finishes, so a refusal shows up in the request, not in `connect`.
-    send(TokioIo::new(tls), "palisade.test", method, path).await
+    send(
+        TokioIo::new(tls),
+        "palisade.test",
+        method,
+        path,
+        &[],
+        Bytes::new(),
+    )
+    .await
+}
+
+/// Like [`tls_request`] with extra headers and a body.
+pub async fn tls_request_with(
+    addr: SocketAddr,
+    config: rustls::ClientConfig,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Result<TestResponse, String> {
+    let tls = tls_connect(addr, config).await?;
+    send(
+        TokioIo::new(tls),
+        "palisade.test",
+        method,
+        path,
+        headers,
+        body.into(),
+    )
+    .await
 }
 
 async fn tls_connect(
@@ -276,7 +305,7 @@ pub async fn plain_request(
     path: &str,
 ) -> Result<TestResponse, String> {
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    send(TokioIo::new(tcp), host, method, path).await
+    send(TokioIo::new(tcp), host, method, path, &[], Bytes::new()).await
 }
 
 async fn send<T>(
@@ -284,6 +313,8 @@ async fn send<T>(
     host: &str,
     method: &str,
     path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
 ) -> Result<TestResponse, String>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -292,14 +323,15 @@ where
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
-    let request = Request::builder()
+    let mut request = Request::builder()
         .method(method)
         .uri(path)
-        .header("host", host)
-        .body(Full::new(Bytes::new()))
-        .unwrap();
+        .header("host", host);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     let response = sender
-        .send_request(request)
+        .send_request(request.body(Full::new(body)).unwrap())
         .await
         .map_err(|e| format!("{e:?}"))?;
     collect(response).await

@@ -5,9 +5,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::client::legacy::{Client, Error as ClientError};
@@ -18,8 +20,12 @@ use palisade_identity::SpiffeId;
 use crate::context::{CountingBody, RequestContext, REQUEST_ID_HEADER};
 use crate::rejection::Rejection;
 
-/// The body the forward stage sends: the caller's body, streamed and counted.
-pub type ForwardBody = CountingBody<Incoming>;
+/// The caller's body as the stages receive it: streamed, and counted for the record.
+pub type CountedBody = CountingBody<Incoming>;
+
+/// What the forward stage sends: the caller's body still streaming, or the copy a stage
+/// buffered to read it (validate, inspect).
+pub type ForwardBody = Either<CountedBody, Full<Bytes>>;
 
 /// Envoy's header for the verified client identity; upstream apps can trust it because the
 /// sidecar strips whatever the caller sent.

@@ -4,4 +4,7 @@
 pub mod authorize;
 pub mod forward;
 pub mod identify;
+pub mod inspect;
+pub mod limit;
 pub mod route;
+pub mod validate;

@@ -36,16 +36,39 @@ forbid(
 );
 "#;
 
-const BILLING_SPEC: &str = r#"
+const BILLING_SPEC: &str = r##"
 openapi: 3.0.3
 info: { title: billing, version: "1" }
 paths:
+  /invoices:
+    get:
+      parameters:
+        - { name: q, in: query, schema: { type: string, maxLength: 200 } }
+        - { name: limit, in: query, schema: { type: integer, minimum: 1, maximum: 100 } }
+      responses: { "200": { description: ok } }
   /invoices/{id}:
+    parameters:
+      - { name: id, in: path, required: true, schema: { type: string } }
     get: { responses: { "200": { description: ok } } }
     delete: { responses: { "204": { description: deleted } } }
   /payments:
-    post: { responses: { "200": { description: ok } } }
-"#;
+    post:
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/Payment" }
+      responses: { "200": { description: ok } }
+components:
+  schemas:
+    Payment:
+      type: object
+      required: [invoice, amount_cents]
+      properties:
+        invoice: { type: string }
+        amount_cents: { type: integer, minimum: 1 }
+        memo: { type: string, maxLength: 500 }
+"##;
 
 pub struct Mesh {
     pub pki: TestPki,
@@ -67,6 +90,12 @@ impl Mesh {
     /// Writes the PKI, config and `policies` (None = no policy directory at all), starts the
     /// billing echo app and the sidecars named in `run`.
     pub async fn start(policies: Option<&str>, run: &[&str]) -> Mesh {
+        Mesh::start_with(policies, run, "").await
+    }
+
+    /// Like [`Mesh::start`], with `billing_extra` TOML (e.g. `[service.limits]` tables)
+    /// appended to billing's `[[service]]` entry.
+    pub async fn start_with(policies: Option<&str>, run: &[&str], billing_extra: &str) -> Mesh {
         let pki = TestPki::new("palisade.test");
         let root = pki.dir.path().to_path_buf();
         for name in ["orders", "billing", "customers"] {
@@ -98,6 +127,7 @@ inbound = "{billing_inbound}"
 upstream = "{billing_app}"
 openapi = "billing.yaml"
 owner = "team-billing"
+{billing_extra}
 
 [[service]]
 name = "orders"
@@ -112,7 +142,7 @@ outbound = "{orders_outbound}"
         );
         let config_path = root.join("palisade.toml");
         std::fs::write(&config_path, config_text).unwrap();
-        let config = Config::load(&config_path).unwrap();
+        let config = Config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
         let audit_db = root.join("audit.db");
         let writer = AuditWriter::start(
             SinkConfig::Sqlite {
@@ -158,6 +188,24 @@ outbound = "{orders_outbound}"
         self.config.service("billing").unwrap().inbound
     }
 
+    /// Starts another replica of billing (same config, another inbound port) sharing the
+    /// audit log; returns its inbound address.
+    pub async fn start_billing_replica(&mut self) -> SocketAddr {
+        let mut config = self.config.clone();
+        let billing = config
+            .services
+            .iter_mut()
+            .find(|s| s.name == "billing")
+            .unwrap();
+        billing.inbound = free_addr();
+        let sidecar = Sidecar::start(&config, "billing", self.writer.as_ref().unwrap().handle())
+            .await
+            .unwrap();
+        let addr = sidecar.inbound_addr;
+        self.sidecars.push(sidecar);
+        addr
+    }
+
     /// Stops every sidecar, flushes the audit log and returns every record in it.
     pub async fn finish(mut self) -> Vec<AuditRecord> {
         for sidecar in self.sidecars.drain(..) {
@@ -171,3 +219,14 @@ outbound = "{orders_outbound}"
         palisade_audit::query(&self.audit_db, &AuditQuery::default()).unwrap()
     }
 }
+
+/// For guard tests: orders and customers may call anything on billing, so only the guard
+/// stages decide.
+pub const OPEN_POLICIES: &str = r#"
+@id("anyone-in-the-mesh-on-billing")
+permit(
+  principal,
+  action,
+  resource in Palisade::Service::"spiffe://palisade.test/ns/test/sa/billing"
+);
+"#;

@@ -1,0 +1,78 @@
+//! validate: the request must be one the service's OpenAPI spec describes: a known route
+//! and method, valid parameters, the declared content type, and a body within the size
+//! limits that matches the operation's schema (unknown fields refused in strict mode).
+
+use bytes::Bytes;
+use http::request::Parts;
+use http_body_util::{BodyExt, Limited};
+use palisade_openapi::{BodyExpectation, RequestValidator, ValidatedRoute, Violation};
+
+use crate::context::CountingBody;
+use crate::rejection::Rejection;
+
+impl From<Violation> for Rejection {
+    fn from(v: Violation) -> Self {
+        Rejection::SchemaViolation {
+            code: v.code,
+            status: v.status,
+            field: v.pointer,
+            rule: v.rule,
+            message: v.message,
+        }
+    }
+}
+
+/// Checks route, method, parameters and content type (everything but the body).
+pub fn validate_request<'v>(
+    validator: &'v RequestValidator,
+    parts: &Parts,
+    has_body: bool,
+) -> Result<ValidatedRoute<'v>, Rejection> {
+    let route = validator.check_route(parts.method.as_str(), parts.uri.path())?;
+    validator.check_parameters(&route, parts.uri.query(), &parts.headers)?;
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    validator.check_content_type(&route, content_type, has_body)?;
+    Ok(route)
+}
+
+/// Checks a buffered body against the operation; returns the parsed JSON when it is JSON.
+pub fn validate_body(
+    validator: &RequestValidator,
+    route: &ValidatedRoute<'_>,
+    body: &[u8],
+) -> Result<Option<serde_json::Value>, Rejection> {
+    match validator.body_expectation(route) {
+        BodyExpectation::Json { .. } if !body.is_empty() => {
+            Ok(Some(validator.check_body(route, body)?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Reads a request body into memory, refusing it as soon as it passes `limit` bytes (a
+/// declared `Content-Length` over the limit is refused before reading anything).
+pub async fn read_body<B>(
+    body: CountingBody<B>,
+    declared: Option<u64>,
+    limit: usize,
+) -> Result<Bytes, Rejection>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(Rejection::BodyTooLarge { limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(Rejection::BodyTooLarge { limit })
+        }
+        Err(e) => Err(Rejection::BodyUnreadable {
+            detail: e.to_string(),
+        }),
+    }
+}
