@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{HeaderValue, CONTENT_TYPE, HOST};
-use hyper::{Method, Request, StatusCode};
+use hyper::header::{HeaderValue, CONTENT_TYPE, HOST, RETRY_AFTER};
+use hyper::{HeaderMap, Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use palisade_identity::tls::SvidServerVerifier;
 use palisade_identity::{SpiffeId, SvidMaterial};
@@ -46,6 +46,8 @@ pub(crate) struct Call {
 pub(crate) struct Reply {
     /// The status.
     pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
     /// The body.
     pub body: Bytes,
 }
@@ -53,8 +55,23 @@ pub(crate) struct Reply {
 impl Reply {
     /// The `code` of an RFC 9457 problem body, if the body is one.
     pub(crate) fn problem_code(&self) -> Option<String> {
+        self.problem_member("code")
+    }
+
+    /// The `field` of a problem body: where in the request the problem is.
+    pub(crate) fn problem_field(&self) -> Option<String> {
+        self.problem_member("field")
+    }
+
+    /// The `Retry-After` header, if there is one.
+    pub(crate) fn retry_after(&self) -> Option<String> {
+        let value = self.headers.get(RETRY_AFTER)?.to_str().ok()?;
+        Some(value.to_owned())
+    }
+
+    fn problem_member(&self, name: &str) -> Option<String> {
         let body: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
-        body.get("code")?.as_str().map(str::to_owned)
+        body.get(name)?.as_str().map(str::to_owned)
     }
 }
 
@@ -150,13 +167,18 @@ where
     let request = request.body(Full::new(body)).map_err(|e| chain(&e))?;
     let response = sender.send_request(request).await.map_err(|e| chain(&e))?;
     let status = response.status();
+    let headers = response.headers().clone();
     let body = response
         .into_body()
         .collect()
         .await
         .map_err(|e| chain(&e))?
         .to_bytes();
-    Ok(Reply { status, body })
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// A TLS client configuration that trusts `roots`, accepts only a server presenting
@@ -211,17 +233,35 @@ mod tests {
     fn reads_the_code_of_a_problem_body() {
         let reply = Reply {
             status: StatusCode::FORBIDDEN,
+            headers: HeaderMap::new(),
             body: Bytes::from_static(br#"{"status":403,"code":"palisade.authz.denied"}"#),
         };
         assert_eq!(
             reply.problem_code().as_deref(),
             Some("palisade.authz.denied")
         );
+        assert_eq!(reply.problem_field(), None);
         let reply = Reply {
             status: StatusCode::OK,
+            headers: HeaderMap::new(),
             body: Bytes::from_static(br#"{"invoice":"42"}"#),
         };
         assert_eq!(reply.problem_code(), None);
+    }
+
+    #[test]
+    fn reads_the_field_of_a_problem_and_the_retry_after_header() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("12"));
+        let reply = Reply {
+            status: StatusCode::BAD_REQUEST,
+            headers,
+            body: Bytes::from_static(
+                br#"{"code":"palisade.schema.unknown_field","field":"/approved_by"}"#,
+            ),
+        };
+        assert_eq!(reply.problem_field().as_deref(), Some("/approved_by"));
+        assert_eq!(reply.retry_after().as_deref(), Some("12"));
     }
 
     #[tokio::test]

@@ -60,6 +60,18 @@ pub enum DemoError {
         /// The configuration file.
         config: PathBuf,
     },
+    /// The generated configuration lacks the rate limit the retry-loop scenario runs into.
+    #[error("{config} has no rate limit for {caller} on {route} at {service}")]
+    MissingLimit {
+        /// The limited service.
+        service: &'static str,
+        /// The caller with a budget of its own.
+        caller: &'static str,
+        /// The route of that budget.
+        route: &'static str,
+        /// The configuration file.
+        config: PathBuf,
+    },
     /// The audit log could not be opened, flushed or read.
     #[error("audit log: {0}")]
     Audit(#[from] AuditError),

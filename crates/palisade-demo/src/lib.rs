@@ -71,7 +71,8 @@ pub struct ScenarioResult {
     /// What happened, as the caller saw it and the deciding sidecar recorded it.
     pub observed: String,
     /// The caller saw the expected outcome and the deciding sidecar left exactly one
-    /// audit record, which agrees.
+    /// audit record per call, which agrees (for a guard stage's refusal, its `findings`
+    /// says what was found where).
     pub passed: bool,
 }
 
@@ -84,13 +85,14 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
     let layout = Layout::new(&options.dir);
     workspace::create(&layout)?;
     let config = Config::load(&layout.config)?;
-    println!("{}", report::intro(&layout));
+    let plan = scenarios::plan(&config, &layout)?;
+    println!("{}", report::intro(&layout, plan.len()));
     println!(
-        "Wrote {}: a CA and SVIDs for trust domain {}, OpenAPI specs and Cedar policies.",
+        "Wrote {}: a CA and SVIDs for trust domain {}, OpenAPI specs, Cedar policies and \
+         rate limits.",
         layout.config.display(),
         config.trust_domain
     );
-    let plan = scenarios::plan(&config, &layout)?;
     let mesh = Mesh::start(&config, &layout).await?;
     println!(
         "Started 3 apps, 3 sidecars and an impostor; running {} scenarios.\n",

@@ -4,13 +4,15 @@
 use std::time::Duration;
 
 use palisade_audit::{AuditStats, AuditWriter, SinkConfig};
-use palisade_config::{Config, ServiceConfig};
+use palisade_config::{Config, RateSetting, ServiceConfig};
 use palisade_identity::tls::inbound_server_config;
 use palisade_identity::SvidMaterial;
 use palisade_proxy::{RunningSidecar, Sidecar};
 
 use crate::apps::{start_app, start_impostor, Server, Workload};
-use crate::workspace::{Layout, IMPERSONATED, IMPOSTOR_SVID_OF};
+use crate::workspace::{
+    Layout, IMPERSONATED, IMPOSTOR_SVID_OF, LIMITED_CALLER, LIMITED_ROUTE, LIMITED_SERVICE,
+};
 use crate::DemoError;
 
 /// The demo services and their apps, in start order.
@@ -127,6 +129,24 @@ pub(crate) fn service<'a>(
         .service(name)
         .ok_or_else(|| DemoError::MissingService {
             name,
+            config: config.file.clone(),
+        })
+}
+
+/// The rate of [`LIMITED_CALLER`]'s own budget for [`LIMITED_ROUTE`] at [`LIMITED_SERVICE`]
+/// (orders' invoice reads at billing), as `config` sets it.
+pub(crate) fn limited_rate(config: &Config) -> Result<RateSetting, DemoError> {
+    let caller = &service(config, LIMITED_CALLER)?.spiffe_id;
+    service(config, LIMITED_SERVICE)?
+        .limits
+        .iter()
+        .flat_map(|limits| &limits.overrides)
+        .find(|o| o.caller == *caller && o.route.as_deref() == Some(LIMITED_ROUTE))
+        .map(|o| o.rate)
+        .ok_or_else(|| DemoError::MissingLimit {
+            service: LIMITED_SERVICE,
+            caller: LIMITED_CALLER,
+            route: LIMITED_ROUTE,
             config: config.file.clone(),
         })
 }

@@ -7,15 +7,15 @@ use comfy_table::{presets, ContentArrangement, Table};
 use palisade_audit::{query, render_table, AuditQuery};
 use palisade_config::Config;
 
-use crate::mesh::service;
+use crate::mesh::{limited_rate, service};
 use crate::workspace::Layout;
 use crate::{DemoError, ScenarioResult};
 
-/// How many audit records the closing summary shows.
-const AUDIT_TAIL: usize = 12;
+/// How many audit records the closing summary shows: enough for the guard scenarios.
+const AUDIT_TAIL: usize = 20;
 
-/// The paragraph that says what the demo shows.
-pub(crate) fn intro(layout: &Layout) -> String {
+/// The paragraph that says what the demo shows, which runs `scenarios` scenarios.
+pub(crate) fn intro(layout: &Layout, scenarios: usize) -> String {
     format!(
         "Palisade demo\n\
          \n\
@@ -23,13 +23,17 @@ pub(crate) fn intro(layout: &Layout) -> String {
          behind its own Palisade sidecar. Every sidecar holds an X.509-SVID, a certificate \
          naming its service's SPIFFE ID, from a demo CA for the trust domain palisade.demo. \
          Sidecars talk to each other only over mutual TLS and check that the peer is the \
-         service they expect; each sidecar then asks Cedar policies whether the calling \
-         service may use the endpoint. The policies allow exactly three calls (orders may \
-         read invoices and create payments at billing, billing may read customers) and \
-         deny everything else. The demo makes eight calls (three allowed, one denied by \
-         policy, and four attacks: no certificate, a certificate from a rogue CA, plaintext \
-         HTTP, and an impostor) and checks that each had the expected outcome and left \
-         exactly one audit record on the sidecar that decided it.\n\
+         service they expect. A sidecar then checks each call it receives in turn: the \
+         caller's rate limit (per identity), the Cedar policies (may the calling service use \
+         this endpoint? orders may read from billing and create payments there, billing may \
+         read customers; everything else is denied), the request against the service's \
+         OpenAPI spec, and injection payloads. The demo runs {scenarios} scenarios: three \
+         allowed calls, one denied by policy, four attacks on identity (no certificate, a \
+         certificate from a rogue CA, plaintext HTTP, an impostor), and five calls the \
+         policies permit but a guard stage refuses (a payment with an undeclared field, an \
+         undocumented endpoint, SQL injection, path traversal, and a retry loop throttled by \
+         identity). It checks that each had the expected outcome and left exactly one audit \
+         record per call on the sidecar that decided it.\n\
          \n\
          Working directory: {}\n",
         layout.root.display()
@@ -54,9 +58,10 @@ pub(crate) fn results_table(results: &[ScenarioResult]) -> String {
     let passed = results.iter().filter(|r| r.passed).count();
     format!(
         "{table}\n{passed} of {} scenarios passed. OBSERVED is what the caller got (HTTP \
-         status and problem code) as confirmed by the audit record of the sidecar named in \
-         parentheses; for refused handshakes the caller only sees a TLS error, so it is what \
-         that sidecar recorded.\n",
+         status, problem code and, for a guard stage's refusal, where in the request) as \
+         confirmed by the audit records of the sidecar named in parentheses, one per call; \
+         for refused handshakes the caller only sees a TLS error, so it is what that sidecar \
+         recorded.\n",
         results.len()
     )
 }
@@ -91,7 +96,10 @@ pub(crate) fn files(layout: &Layout) -> String {
          OpenAPI specs  {}\n\
          \n\
          See every refusal:\n  \
-         palisade audit query --db {db} --decision deny\n",
+         palisade audit query --db {db} --decision deny\n\
+         \n\
+         The same as JSON lines, with each guard stage's findings (\"<code>@<where>\"):\n  \
+         palisade audit query --db {db} --decision deny --format json\n",
         layout.config.display(),
         layout.audit_db.display(),
         layout.root.join("policies").display(),
@@ -107,23 +115,39 @@ pub(crate) fn try_commands(config: &Config) -> Result<String, DemoError> {
         listener: "outbound",
     })?;
     let billing_in = service(config, "billing")?.inbound;
+    let rate = limited_rate(config)?;
+    let burst = rate.burst;
+    let every = (rate.per / rate.requests).as_secs_f64();
     let cert = shell_quote(&orders.svid_dir.join(palisade_identity::SVID_CERT_FILE));
     let key = shell_quote(&orders.svid_dir.join(palisade_identity::SVID_KEY_FILE));
     Ok(format!(
         "The mesh keeps running. Try these from another terminal:\n\
          \n  \
-         # as the orders app: read an invoice through the orders sidecar (allowed)\n  \
+         # as the orders app: read an invoice through the orders sidecar (allowed; but the\n  \
+         # retry-loop scenario spent orders' {burst} reads: 429 until one is back, every {every} s)\n  \
          curl -s -H 'Host: billing' http://{orders_out}/invoices/42\n\
          \n  \
          # as the orders app: delete a customer (denied by policy)\n  \
          curl -s -H 'Host: customers' -X DELETE http://{orders_out}/customers/7\n\
          \n  \
-         # straight to the billing sidecar, presenting orders' SVID over mutual TLS\n  \
+         # as the orders app: a payment with a field billing's spec does not declare\n  \
+         # (400 palisade.schema.unknown_field at /approved_by)\n  \
+         curl -s -H 'Host: billing' -H 'Content-Type: application/json' \
+         -d '{{\"invoice\":\"42\",\"amount_cents\":1999,\"currency\":\"EUR\",\
+         \"approved_by\":\"admin\"}}' http://{orders_out}/payments\n\
+         \n  \
+         # as the orders app: SQL injection in an invoice search (400 palisade.injection.sql \
+         at query/q)\n  \
+         curl -s -H 'Host: billing' -G --data-urlencode \"q=1' OR '1'='1\" \
+         http://{orders_out}/invoices\n\
+         \n  \
+         # straight to the billing sidecar, presenting orders' SVID over mutual TLS: an \
+         invoice search\n  \
          # (-k: the sidecar's certificate names a SPIFFE ID, not a host name)\n  \
-         curl -sk --cert {cert} --key {key} https://{billing_in}/invoices/42\n\
+         curl -sk --cert {cert} --key {key} 'https://{billing_in}/invoices?q=42'\n\
          \n  \
          # the same without a certificate: refused in the TLS handshake\n  \
-         curl -sk https://{billing_in}/invoices/42\n\
+         curl -sk 'https://{billing_in}/invoices?q=42'\n\
          \n\
          The demo SVIDs are valid for {minutes} minutes; after that the sidecars refuse \
          each other (palisade.identity.expired).\n\
@@ -164,6 +188,40 @@ mod tests {
         );
         assert_eq!(shell_quote(Path::new("/tmp/it's")), r"'/tmp/it'\''s'");
         assert_eq!(shell_quote(Path::new("")), "''");
+    }
+
+    #[test]
+    fn the_commands_to_try_include_the_guard_refusals_and_the_invoice_budget() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(&tmp.path().join("demo"));
+        crate::workspace::create(&layout).unwrap();
+        let config = Config::load(&layout.config).unwrap();
+        let text = try_commands(&config).unwrap();
+        let orders_out = config.service("orders").unwrap().outbound.unwrap();
+        for expected in [
+            "palisade.schema.unknown_field at /approved_by".to_owned(),
+            r#""approved_by":"admin"}' "#.to_owned(),
+            format!("http://{orders_out}/payments"),
+            "palisade.injection.sql at query/q".to_owned(),
+            format!(r#"--data-urlencode "q=1' OR '1'='1" http://{orders_out}/invoices"#),
+            "spent orders' 5 reads: 429 until one is back, every 12 s".to_owned(),
+        ] {
+            assert!(text.contains(&expected), "{expected} missing in\n{text}");
+        }
+    }
+
+    #[test]
+    fn the_intro_counts_the_scenarios_and_names_the_guard_stages() {
+        let text = intro(&Layout::new(Path::new("/tmp/demo")), 13);
+        for expected in [
+            "runs 13 scenarios",
+            "rate limit",
+            "OpenAPI spec",
+            "injection",
+            "/tmp/demo",
+        ] {
+            assert!(text.contains(expected), "{expected} missing in\n{text}");
+        }
     }
 
     #[test]

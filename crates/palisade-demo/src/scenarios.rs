@@ -1,5 +1,5 @@
 //! The scenarios: what each one does, what it should lead to, and the verdict, which needs
-//! both the caller's view and the audit record left by the sidecar that decided.
+//! both the caller's view and the audit records left by the sidecar that decided.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -13,21 +13,45 @@ use rustls::ClientConfig;
 use serde_json::json;
 
 use crate::client::{self, Call, Exchange};
-use crate::mesh::service;
+use crate::mesh::{limited_rate, service};
 use crate::workspace::{Layout, IMPERSONATED, IMPOSTOR_SVID_OF, ROGUE_CLAIMS};
 use crate::{DemoError, ScenarioResult};
+
+/// The code of a rate-limit refusal.
+const RATE_LIMITED: &str = "palisade.ratelimit.exceeded";
+/// Its status.
+const TOO_MANY_REQUESTS: u16 = 429;
+/// A retry loop that is never refused is cut off after this many calls (and fails).
+const RETRY_LOOP_MAX_CALLS: usize = 50;
 
 /// The outcome a scenario should have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Expected {
     /// 200, allowed by a policy.
     Allowed,
-    /// An HTTP refusal with a problem body.
+    /// An HTTP refusal with a problem body, by the identity or policy checks.
     Refused {
         /// The status.
         status: u16,
         /// The problem's `code`.
         code: &'static str,
+    },
+    /// An HTTP refusal by a guard stage (validation or inspection): the problem says
+    /// where in the request, and the deciding record's `findings` holds
+    /// `<code>@<location>`.
+    Blocked {
+        /// The status.
+        status: u16,
+        /// The problem's `code`.
+        code: &'static str,
+        /// The problem's `field`, if the refusal names one.
+        field: Option<&'static str>,
+    },
+    /// The call is repeated until refused: 429 with `Retry-After` once the caller's
+    /// budget for the route is spent, and not before.
+    Throttled {
+        /// How many calls the budget admits back to back.
+        budget: u32,
     },
     /// The TLS handshake is refused: no HTTP exchange happens.
     HandshakeRefused {
@@ -40,7 +64,23 @@ impl fmt::Display for Expected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Expected::Allowed => f.write_str("200 allowed"),
-            Expected::Refused { status, code } => write!(f, "{status} {code}"),
+            Expected::Refused { status, code }
+            | Expected::Blocked {
+                status,
+                code,
+                field: None,
+            } => write!(f, "{status} {code}"),
+            Expected::Blocked {
+                status,
+                code,
+                field: Some(field),
+            } => write!(f, "{status} {code} at {field}"),
+            Expected::Throttled { budget } => {
+                write!(
+                    f,
+                    "{TOO_MANY_REQUESTS} {RATE_LIMITED} after {budget} admitted"
+                )
+            }
             Expected::HandshakeRefused { code } => write!(f, "handshake refused: {code}"),
         }
     }
@@ -48,36 +88,72 @@ impl fmt::Display for Expected {
 
 impl Expected {
     fn matches_observation(self, observation: &Observation) -> bool {
-        match (self, observation) {
-            (Expected::Allowed, Observation::Reply { status, code }) => {
-                *status == 200 && code.is_none()
+        let Observation::Reply {
+            status: s,
+            code: c,
+            field: at,
+            retry_after,
+        } = observation
+        else {
+            return matches!(self, Expected::HandshakeRefused { .. });
+        };
+        match self {
+            Expected::Allowed => *s == 200 && c.is_none(),
+            Expected::Refused { status, code } => *s == status && c.as_deref() == Some(code),
+            Expected::Blocked {
+                status,
+                code,
+                field,
+            } => *s == status && c.as_deref() == Some(code) && at.as_deref() == field,
+            Expected::Throttled { .. } => {
+                *s == TOO_MANY_REQUESTS
+                    && c.as_deref() == Some(RATE_LIMITED)
+                    && retry_after.is_some()
             }
-            (Expected::Refused { status, code }, Observation::Reply { status: s, code: c }) => {
-                *s == status && c.as_deref() == Some(code)
-            }
-            (Expected::HandshakeRefused { .. }, Observation::Failed(_)) => true,
-            _ => false,
+            Expected::HandshakeRefused { .. } => false,
         }
     }
 
+    /// Whether `record` agrees with this outcome (for [`Expected::Throttled`]: with the
+    /// refusal that ends the loop).
     fn matches_record(self, record: &AuditRecord) -> bool {
+        let refused = |status: Option<u16>, code: &str| {
+            record.decision == Decision::Deny
+                && record.code.as_deref() == Some(code)
+                && record.status == status
+        };
         match self {
             Expected::Allowed => {
                 record.decision == Decision::Allow
                     && record.code.is_none()
                     && record.status == Some(200)
+                    && record.findings.is_empty()
             }
             Expected::Refused { status, code } => {
-                record.decision == Decision::Deny
-                    && record.code.as_deref() == Some(code)
-                    && record.status == Some(status)
+                refused(Some(status), code) && record.findings.is_empty()
             }
-            Expected::HandshakeRefused { code } => {
-                record.decision == Decision::Deny
-                    && record.code.as_deref() == Some(code)
-                    && record.status.is_none()
+            Expected::Blocked {
+                status,
+                code,
+                field,
+            } => refused(Some(status), code) && is_finding(&record.findings, code, field),
+            Expected::Throttled { .. } => {
+                refused(Some(TOO_MANY_REQUESTS), RATE_LIMITED)
+                    && is_finding(&record.findings, RATE_LIMITED, None)
             }
+            Expected::HandshakeRefused { code } => refused(None, code),
         }
+    }
+}
+
+/// Whether `findings` is exactly one finding `<code>@<location>`, at `field` if given.
+fn is_finding(findings: &[String], code: &str, field: Option<&str>) -> bool {
+    match findings {
+        [finding] => match finding.strip_prefix(code).and_then(|f| f.strip_prefix('@')) {
+            Some(location) => field.is_none_or(|field| location == field),
+            None => false,
+        },
+        _ => false,
     }
 }
 
@@ -119,13 +195,41 @@ pub(crate) struct Scenario {
 }
 
 impl Scenario {
-    /// Makes the call and records what the caller saw.
+    /// Makes the call (for [`Expected::Throttled`], again and again until it is not
+    /// answered 200, like a client stuck in a retry loop) and records what the caller saw.
     pub(crate) async fn run(self) -> Probe {
+        let repeat = matches!(self.expected, Expected::Throttled { .. });
+        let mut keys = Vec::new();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut call = self.call.clone();
+            if repeat {
+                call.request_id = call.request_id.map(|id| format!("{id}.{attempt}"));
+            }
+            let (key, observation) = self.send(&call).await;
+            keys.extend(key);
+            let again = repeat && attempt < RETRY_LOOP_MAX_CALLS && observation.is_ok();
+            if !again {
+                return Probe {
+                    name: self.name,
+                    expected: self.expected,
+                    decider: self.decider,
+                    keys,
+                    admitted: attempt - 1,
+                    observation,
+                };
+            }
+        }
+    }
+
+    /// Sends `call`: how to find its audit record, and what the caller saw.
+    async fn send(&self, call: &Call) -> (Option<Key>, Observation) {
         let exchange: Exchange = match &self.tls {
-            Some(config) => client::tls(self.to, config.clone(), &self.call).await,
-            None => client::plain(self.to, &self.call).await,
+            Some(config) => client::tls(self.to, config.clone(), call).await,
+            None => client::plain(self.to, call).await,
         };
-        let key = match (&self.call.request_id, exchange.local) {
+        let key = match (&call.request_id, exchange.local) {
             (Some(id), _) => Some(Key::RequestId(id.clone())),
             (None, Some(local)) => Some(Key::Peer(local.to_string())),
             (None, None) => None,
@@ -134,29 +238,34 @@ impl Scenario {
             Ok(reply) => Observation::Reply {
                 status: reply.status.as_u16(),
                 code: reply.problem_code(),
+                field: reply.problem_field(),
+                retry_after: reply.retry_after(),
             },
             Err(error) => {
                 tracing::debug!(scenario = %self.name, %error, "the call failed");
                 Observation::Failed(error)
             }
         };
-        Probe {
-            name: self.name,
-            expected: self.expected,
-            decider: self.decider,
-            key,
-            observation,
-        }
+        (key, observation)
     }
 }
 
-/// How to find a scenario's audit record.
+/// How to find a call's audit record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Key {
     /// The `x-request-id` the call carried, which sidecars keep.
     RequestId(String),
     /// The caller's socket address, for calls refused before HTTP.
     Peer(String),
+}
+
+impl Key {
+    fn identifies(&self, record: &AuditRecord) -> bool {
+        match self {
+            Key::RequestId(id) => record.request_id == *id,
+            Key::Peer(peer) => record.peer.as_deref() == Some(peer.as_str()),
+        }
+    }
 }
 
 /// What the caller saw.
@@ -168,12 +277,23 @@ pub(crate) enum Observation {
         status: u16,
         /// Its problem `code`, if the body is a problem.
         code: Option<String>,
+        /// Its problem `field`, if the problem names where in the request.
+        field: Option<String>,
+        /// Its `Retry-After` header.
+        retry_after: Option<String>,
     },
     /// No response: the connection or handshake failed.
     Failed(String),
 }
 
-/// A scenario that has run, waiting for its audit record to be judged.
+impl Observation {
+    /// A 200 reply.
+    fn is_ok(&self) -> bool {
+        matches!(self, Observation::Reply { status: 200, .. })
+    }
+}
+
+/// A scenario that has run, waiting for its audit records to be judged.
 #[derive(Debug, Clone)]
 pub(crate) struct Probe {
     /// What it shows.
@@ -182,56 +302,126 @@ pub(crate) struct Probe {
     pub expected: Expected,
     /// Who decides.
     pub decider: Decider,
-    /// How to find its audit record; `None` when the call never connected.
-    pub key: Option<Key>,
-    /// What the caller saw.
+    /// How to find the audit record of each call it made, in order; empty when its one
+    /// call never connected (then there is nothing to find).
+    pub keys: Vec<Key>,
+    /// How many calls were answered 200 before the last one (only a retry loop makes
+    /// more than one).
+    pub admitted: usize,
+    /// What the caller saw for the last call.
     pub observation: Observation,
 }
 
 impl Probe {
-    /// Whether `record` is this scenario's record on the deciding sidecar.
+    /// Whether `record` is the deciding sidecar's record of a call of this scenario.
     fn decided(&self, record: &AuditRecord) -> bool {
-        record.service == self.decider.service
-            && record.direction == self.decider.direction
-            && match &self.key {
-                Some(Key::RequestId(id)) => record.request_id == *id,
-                Some(Key::Peer(peer)) => record.peer.as_deref() == Some(peer.as_str()),
-                None => false,
-            }
+        self.on_decider(record) && self.keys.iter().any(|key| key.identifies(record))
     }
 
-    /// Whether the deciding sidecar has recorded the call (or never could have).
+    /// Whether `record` was written by the deciding sidecar's listener.
+    fn on_decider(&self, record: &AuditRecord) -> bool {
+        record.service == self.decider.service && record.direction == self.decider.direction
+    }
+
+    /// Whether the deciding sidecar has recorded every call (or never could have).
     pub(crate) fn is_recorded(&self, records: &[AuditRecord]) -> bool {
-        self.key.is_none() || records.iter().any(|r| self.decided(r))
+        self.keys.iter().all(|key| {
+            records
+                .iter()
+                .any(|r| self.on_decider(r) && key.identifies(r))
+        })
     }
 
-    /// The verdict: the caller saw the expected outcome, and the deciding sidecar left
-    /// exactly one audit record, which agrees.
+    /// The verdict: the caller saw the expected outcome, and the deciding sidecar's audit
+    /// records agree: exactly one per call.
     pub(crate) fn judge(&self, records: &[AuditRecord]) -> ScenarioResult {
         let found: Vec<&AuditRecord> = records.iter().filter(|r| self.decided(r)).collect();
-        let record = match found.as_slice() {
-            [one] => Some(*one),
-            _ => None,
-        };
-        let record_ok = record.is_some_and(|r| self.expected.matches_record(r));
         let sidecar = self.decider.sidecar;
-        let mut observed = match (&self.observation, record) {
+        let (observed, record_ok) = match self.expected {
+            Expected::Throttled { budget } => {
+                let last = self
+                    .keys
+                    .last()
+                    .and_then(|key| found.iter().copied().find(|r| key.identifies(r)));
+                let mut observed = self.describe(last);
+                let verdict = self.check_loop(budget, records, &found);
+                match &verdict {
+                    Ok(spent) => observed.push_str(spent),
+                    Err(problem) => observed.push_str(&format!("; {problem}")),
+                }
+                (observed, verdict.is_ok())
+            }
+            _ => {
+                let record = match found.as_slice() {
+                    [one] => Some(*one),
+                    _ => None,
+                };
+                let mut observed = self.describe(record);
+                let record_ok = record.is_some_and(|r| self.expected.matches_record(r));
+                match record {
+                    Some(_) if record_ok => {}
+                    Some(r) => observed.push_str(&format!(
+                        "; but the {sidecar} sidecar recorded {}",
+                        summary(r)
+                    )),
+                    None => observed.push_str(&format!(
+                        "; {} audit records on the {sidecar} sidecar, expected 1",
+                        found.len()
+                    )),
+                }
+                (observed, record_ok)
+            }
+        };
+        let passed = record_ok && self.expected.matches_observation(&self.observation);
+        ScenarioResult {
+            name: self.name.clone(),
+            expected: self.expected.to_string(),
+            observed: if record_ok {
+                format!("{observed} ({sidecar} sidecar)")
+            } else {
+                observed
+            },
+            passed,
+        }
+    }
+
+    /// What the caller saw for the last call, with the policies from its `record`.
+    fn describe(&self, record: Option<&AuditRecord>) -> String {
+        match (&self.observation, record) {
             (
                 Observation::Reply {
                     status,
                     code: Some(code),
+                    field,
+                    ..
                 },
                 _,
-            ) => format!("{status} {code}"),
-            (Observation::Reply { status, code: None }, Some(r))
-                if *status < 400 && !r.policies.is_empty() =>
-            {
+            ) => match field {
+                Some(field) => format!("{status} {code} at {field}"),
+                None => format!("{status} {code}"),
+            },
+            (
+                Observation::Reply {
+                    status, code: None, ..
+                },
+                Some(r),
+            ) if *status < 400 && !r.policies.is_empty() => {
                 format!("{status} allowed by {}", r.policies.join(", "))
             }
-            (Observation::Reply { status, code: None }, _) if *status < 400 => {
+            (
+                Observation::Reply {
+                    status, code: None, ..
+                },
+                _,
+            ) if *status < 400 => {
                 format!("{status} allowed")
             }
-            (Observation::Reply { status, code: None }, _) => {
+            (
+                Observation::Reply {
+                    status, code: None, ..
+                },
+                _,
+            ) => {
                 format!("{status} without a problem code")
             }
             (Observation::Failed(_), Some(r)) if r.status.is_none() => format!(
@@ -239,29 +429,110 @@ impl Probe {
                 r.code.as_deref().unwrap_or("(no code)")
             ),
             (Observation::Failed(error), _) => format!("no response: {error}"),
-        };
-        match record {
-            Some(_) if record_ok => observed.push_str(&format!(" ({sidecar} sidecar)")),
-            Some(r) => observed.push_str(&format!(
-                "; but the {sidecar} sidecar recorded {} {} {}",
-                r.decision,
-                r.status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
-                r.code.as_deref().unwrap_or("(no code)"),
-            )),
-            None => observed.push_str(&format!(
-                "; {} audit records on the {sidecar} sidecar, expected 1",
+        }
+    }
+
+    /// For a retry loop: one record per call, every call before the last allowed, the last
+    /// refused by the limiter, after exactly `budget` calls were admitted on the caller's
+    /// budget for the route, counting earlier scenarios' calls that spent the same budget.
+    /// Returns how the budget was spent, or what is wrong.
+    fn check_loop(
+        &self,
+        budget: u32,
+        records: &[AuditRecord],
+        found: &[&AuditRecord],
+    ) -> Result<String, String> {
+        let sidecar = self.decider.sidecar;
+        let calls = self.keys.len();
+        if found.len() != calls {
+            return Err(format!(
+                "{} audit records on the {sidecar} sidecar for {calls} calls",
                 found.len()
-            )),
+            ));
         }
-        ScenarioResult {
-            name: self.name.clone(),
-            expected: self.expected.to_string(),
-            observed,
-            passed: record_ok && self.expected.matches_observation(&self.observation),
+        let refusals: Vec<&AuditRecord> = found
+            .iter()
+            .copied()
+            .filter(|r| r.decision == Decision::Deny)
+            .collect();
+        let refusal = match refusals.as_slice() {
+            [] if self.observation.is_ok() => {
+                return Err(format!("no refusal after {calls} calls"));
+            }
+            [one] => *one,
+            _ => {
+                return Err(format!(
+                    "the {sidecar} sidecar recorded {} refusals, expected 1",
+                    refusals.len()
+                ))
+            }
+        };
+        if !self.expected.matches_record(refusal) {
+            return Err(format!(
+                "but the {sidecar} sidecar recorded {}",
+                summary(refusal)
+            ));
         }
+        let allowed = found
+            .iter()
+            .filter(|r| Expected::Allowed.matches_record(r))
+            .count();
+        if allowed != self.admitted {
+            return Err(format!(
+                "the {sidecar} sidecar recorded {allowed} allowed calls, expected {}",
+                self.admitted
+            ));
+        }
+        // Calls by the same caller on the same route, before the loop, spent the same budget:
+        // the limiter runs before every other check, so refused ones count too.
+        let earlier = records
+            .iter()
+            .filter(|r| {
+                self.on_decider(r)
+                    && !self.decided(r)
+                    && r.caller.is_some()
+                    && r.caller == refusal.caller
+                    && r.route == refusal.route
+                    && r.code.as_deref() != Some(RATE_LIMITED)
+                    && r.ts < refusal.ts
+            })
+            .count();
+        let total = earlier + allowed;
+        if total != budget as usize {
+            return Err(format!(
+                "{total} admitted ({earlier} by earlier scenarios, {allowed} in the loop), \
+                 but the budget is {budget}"
+            ));
+        }
+        let retry = match &self.observation {
+            Observation::Reply {
+                retry_after: Some(seconds),
+                ..
+            } => format!(", Retry-After {seconds} s"),
+            _ => String::new(),
+        };
+        Ok(if earlier == 0 {
+            format!(" after {total} admitted{retry}")
+        } else {
+            format!(
+                " after {total} admitted ({earlier} by earlier scenarios, {allowed} in the \
+                 loop){retry}"
+            )
+        })
     }
 }
 
+/// A record's decision, status and code, for messages.
+fn summary(record: &AuditRecord) -> String {
+    format!(
+        "{} {} {}",
+        record.decision,
+        record
+            .status
+            .map_or_else(|| "-".to_owned(), |s| s.to_string()),
+        record.code.as_deref().unwrap_or("(no code)"),
+    )
+}
 /// The demo's scenarios, in the order they run, addressed from `config`.
 pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, DemoError> {
     let outbound = |name: &'static str| {
@@ -280,6 +551,7 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
     let rogue = SvidMaterial::load_dir(&layout.rogue_svid_dir())?;
     let anonymous = client::client_config(roots.clone(), customers.spiffe_id.clone(), None)?;
     let impersonating = client::client_config(roots, customers.spiffe_id.clone(), Some(&rogue))?;
+    let budget = limited_rate(config)?.burst;
 
     let mut n = 0;
     let mut call = |method: Method, host: &str, path: &str, traced: bool| {
@@ -297,13 +569,32 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
 
     let get_invoice = call(Method::GET, "billing", "/invoices/42", true);
     let mut pay = call(Method::POST, "billing", "/payments", true);
-    pay.json = Some(json!({ "invoice": "42", "amount_cents": 1999 }));
+    pay.json = Some(json!({ "invoice": "42", "amount_cents": 1999, "currency": "EUR" }));
     let get_customer = call(Method::GET, "customers", "/customers/7", true);
     let delete_customer = call(Method::DELETE, "customers", "/customers/7", true);
     let no_cert = call(Method::GET, "customers", "/customers/7", false);
     let rogue_cert = call(Method::GET, "customers", "/customers/7", false);
     let plaintext = call(Method::GET, "billing", "/invoices/42", false);
     let impostor = call(Method::GET, IMPERSONATED, "/stock/1", true);
+    let mut unknown_field = call(Method::POST, "billing", "/payments", true);
+    unknown_field.json = Some(json!({
+        "invoice": "42", "amount_cents": 1999, "currency": "EUR", "approved_by": "admin",
+    }));
+    let undocumented = call(Method::GET, "billing", "/admin/export", true);
+    // q = 1' OR '1'='1
+    let sql_injection = call(
+        Method::GET,
+        "billing",
+        "/invoices?q=1%27%20OR%20%271%27%3D%271",
+        true,
+    );
+    let traversal = call(
+        Method::GET,
+        "billing",
+        "/invoices/..%2F..%2Fetc%2Fpasswd",
+        true,
+    );
+    let retry_loop = call(Method::GET, "billing", "/invoices/42", true);
 
     Ok(vec![
         Scenario {
@@ -390,6 +681,77 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
             to: orders_out,
             tls: None,
         },
+        // From here on the policies permit every call (orders may GET anything on billing,
+        // and POST /payments), so each is refused by the guard stage it is about.
+        Scenario {
+            name: format!(
+                "{} with a field the spec does not declare (approved_by)",
+                app("orders", "billing", &unknown_field)
+            ),
+            expected: Expected::Blocked {
+                status: 400,
+                code: "palisade.schema.unknown_field",
+                field: Some("/approved_by"),
+            },
+            decider: Decider::inbound("billing"),
+            call: unknown_field,
+            to: orders_out,
+            tls: None,
+        },
+        Scenario {
+            name: format!(
+                "{} (served by the billing app, not in its spec)",
+                app("orders", "billing", &undocumented)
+            ),
+            expected: Expected::Blocked {
+                status: 404,
+                code: "palisade.schema.unknown_route",
+                field: None,
+            },
+            decider: Decider::inbound("billing"),
+            call: undocumented,
+            to: orders_out,
+            tls: None,
+        },
+        Scenario {
+            name: "orders → billing: GET /invoices?q=1' OR '1'='1 (SQL injection, sent \
+                   percent-encoded)"
+                .into(),
+            expected: Expected::Blocked {
+                status: 400,
+                code: "palisade.injection.sql",
+                field: Some("query/q"),
+            },
+            decider: Decider::inbound("billing"),
+            call: sql_injection,
+            to: orders_out,
+            tls: None,
+        },
+        Scenario {
+            name: format!("{} (path traversal)", app("orders", "billing", &traversal)),
+            expected: Expected::Blocked {
+                status: 400,
+                code: "palisade.injection.path_traversal",
+                field: Some("path"),
+            },
+            decider: Decider::inbound("billing"),
+            call: traversal,
+            to: orders_out,
+            tls: None,
+        },
+        // Last: it spends orders' budget for invoice reads, which the invoice reads above
+        // share (and which would refuse them for the next 12 s).
+        Scenario {
+            name: format!(
+                "orders retry loop → billing: {} {} until refused",
+                retry_loop.method, retry_loop.path
+            ),
+            expected: Expected::Throttled { budget },
+            decider: Decider::inbound("billing"),
+            call: retry_loop,
+            to: orders_out,
+            tls: None,
+        },
     ])
 }
 
@@ -398,9 +760,11 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use palisade_audit::AuthMethod;
-    use time::OffsetDateTime;
+    use time::{Duration, OffsetDateTime};
 
     use super::*;
+
+    const ORDERS: &str = "spiffe://palisade.demo/ns/demo/sa/orders";
 
     fn record(service: &str, direction: Direction, request_id: &str, peer: &str) -> AuditRecord {
         AuditRecord {
@@ -414,7 +778,7 @@ mod tests {
             route: Some("/invoices/{id}".into()),
             decision: Decision::Allow,
             code: None,
-            policies: vec!["orders-read-invoices".into()],
+            policies: vec!["orders-read-billing".into()],
             status: Some(200),
             latency_us: 1,
             bytes_in: 0,
@@ -428,16 +792,34 @@ mod tests {
         }
     }
 
+    /// A deny record by billing's inbound listener for orders' call `request_id`.
+    fn refused(request_id: &str, status: u16, code: &str, finding: Option<&str>) -> AuditRecord {
+        let mut r = record("billing", Direction::Inbound, request_id, "127.0.0.1:2");
+        r.caller = Some(ORDERS.into());
+        r.decision = Decision::Deny;
+        r.status = Some(status);
+        r.code = Some(code.into());
+        r.findings = finding.into_iter().map(str::to_owned).collect();
+        r
+    }
+
+    fn reply(status: u16, code: Option<&str>, field: Option<&str>) -> Observation {
+        Observation::Reply {
+            status,
+            code: code.map(str::to_owned),
+            field: field.map(str::to_owned),
+            retry_after: None,
+        }
+    }
+
     fn allowed_probe() -> Probe {
         Probe {
             name: "orders → billing".into(),
             expected: Expected::Allowed,
             decider: Decider::inbound("billing"),
-            key: Some(Key::RequestId("demo-scenario-1".into())),
-            observation: Observation::Reply {
-                status: 200,
-                code: None,
-            },
+            keys: vec![Key::RequestId("demo-scenario-1".into())],
+            admitted: 0,
+            observation: reply(200, None, None),
         }
     }
 
@@ -464,7 +846,7 @@ mod tests {
         assert_eq!(result.expected, "200 allowed");
         assert_eq!(
             result.observed,
-            "200 allowed by orders-read-invoices (billing sidecar)"
+            "200 allowed by orders-read-billing (billing sidecar)"
         );
     }
 
@@ -516,12 +898,21 @@ mod tests {
     }
 
     #[test]
+    fn an_allowed_call_with_a_reported_finding_does_not_pass() {
+        let mut reported = record(
+            "billing",
+            Direction::Inbound,
+            "demo-scenario-1",
+            "127.0.0.1:2",
+        );
+        reported.findings = vec!["palisade.injection.sql@query/q".into()];
+        assert!(!allowed_probe().judge(&[reported]).passed);
+    }
+
+    #[test]
     fn fails_when_the_caller_sees_another_outcome() {
         let mut probe = allowed_probe();
-        probe.observation = Observation::Reply {
-            status: 403,
-            code: Some("palisade.authz.denied".into()),
-        };
+        probe.observation = reply(403, Some("palisade.authz.denied"), None);
         let result = probe.judge(&[record(
             "billing",
             Direction::Inbound,
@@ -532,6 +923,244 @@ mod tests {
         assert!(result.observed.starts_with("403 palisade.authz.denied"));
     }
 
+    fn blocked_probe() -> Probe {
+        Probe {
+            name: "orders → billing: POST /payments with an unknown field".into(),
+            expected: Expected::Blocked {
+                status: 400,
+                code: "palisade.schema.unknown_field",
+                field: Some("/approved_by"),
+            },
+            observation: reply(
+                400,
+                Some("palisade.schema.unknown_field"),
+                Some("/approved_by"),
+            ),
+            ..allowed_probe()
+        }
+    }
+
+    #[test]
+    fn a_guard_refusal_names_the_field_and_needs_the_finding_in_the_record() {
+        let finding = "palisade.schema.unknown_field@/approved_by";
+        let good = refused(
+            "demo-scenario-1",
+            400,
+            "palisade.schema.unknown_field",
+            Some(finding),
+        );
+        let result = blocked_probe().judge(std::slice::from_ref(&good));
+        assert!(result.passed, "{result:?}");
+        assert_eq!(
+            result.expected,
+            "400 palisade.schema.unknown_field at /approved_by"
+        );
+        assert_eq!(
+            result.observed,
+            "400 palisade.schema.unknown_field at /approved_by (billing sidecar)"
+        );
+
+        let mut elsewhere = good.clone();
+        elsewhere.findings = vec!["palisade.schema.unknown_field@/memo".into()];
+        let mut no_finding = good.clone();
+        no_finding.findings.clear();
+        for record in [elsewhere, no_finding] {
+            assert!(!blocked_probe().judge(&[record]).passed);
+        }
+
+        let mut probe = blocked_probe();
+        probe.observation = reply(400, Some("palisade.schema.unknown_field"), Some("/memo"));
+        assert!(!probe.judge(&[good]).passed);
+    }
+
+    #[test]
+    fn a_guard_refusal_without_a_field_accepts_any_location_of_its_code() {
+        let probe = Probe {
+            expected: Expected::Blocked {
+                status: 404,
+                code: "palisade.schema.unknown_route",
+                field: None,
+            },
+            observation: reply(404, Some("palisade.schema.unknown_route"), None),
+            ..allowed_probe()
+        };
+        let record = refused(
+            "demo-scenario-1",
+            404,
+            "palisade.schema.unknown_route",
+            Some("palisade.schema.unknown_route@request"),
+        );
+        let result = probe.judge(&[record]);
+        assert!(result.passed, "{result:?}");
+        assert_eq!(
+            result.observed,
+            "404 palisade.schema.unknown_route (billing sidecar)"
+        );
+        assert!(!is_finding(
+            &["palisade.injection.sql@path".into()],
+            "palisade.schema.unknown_route",
+            None
+        ));
+        assert!(!is_finding(
+            &["palisade.schema.unknown_routes@request".into()],
+            "palisade.schema.unknown_route",
+            None
+        ));
+    }
+
+    /// A retry loop of `calls` calls, the last refused with 429, against a budget of 5.
+    fn loop_probe(calls: usize) -> Probe {
+        Probe {
+            name: "orders retry loop → billing".into(),
+            expected: Expected::Throttled { budget: 5 },
+            decider: Decider::inbound("billing"),
+            keys: (1..=calls)
+                .map(|i| Key::RequestId(format!("demo-scenario-13.{i}")))
+                .collect(),
+            admitted: calls - 1,
+            observation: Observation::Reply {
+                status: 429,
+                code: Some(RATE_LIMITED.into()),
+                field: None,
+                retry_after: Some("12".into()),
+            },
+        }
+    }
+
+    /// Billing's records of the loop's `calls` calls by orders, `earlier` invoice reads
+    /// by orders before it, and an unrelated call by another caller on the same route.
+    fn loop_records(earlier: usize, calls: usize) -> Vec<AuditRecord> {
+        let start = OffsetDateTime::now_utc();
+        let at = |r: &mut AuditRecord, i: usize| {
+            r.ts = start + Duration::milliseconds(i64::try_from(i).unwrap());
+            r.caller.get_or_insert_with(|| ORDERS.into());
+        };
+        let mut records = Vec::new();
+        for i in 0..earlier {
+            let mut r = record("billing", Direction::Inbound, &format!("e{i}"), "p");
+            at(&mut r, i);
+            records.push(r);
+        }
+        let mut other = record("billing", Direction::Inbound, "other", "p");
+        other.caller = Some("spiffe://palisade.demo/ns/demo/sa/customers".into());
+        at(&mut other, earlier);
+        records.push(other);
+        for i in 1..=calls {
+            let id = format!("demo-scenario-13.{i}");
+            let mut r = if i == calls {
+                refused(
+                    &id,
+                    429,
+                    RATE_LIMITED,
+                    Some("palisade.ratelimit.exceeded@request"),
+                )
+            } else {
+                record("billing", Direction::Inbound, &id, "p")
+            };
+            at(&mut r, earlier + 1 + i);
+            records.push(r.clone());
+            // The orders sidecar's outbound record of the same call does not count.
+            r.direction = Direction::Outbound;
+            records.push(r);
+        }
+        records
+    }
+
+    #[test]
+    fn a_retry_loop_passes_when_refused_once_the_budget_is_spent() {
+        let result = loop_probe(6).judge(&loop_records(0, 6));
+        assert!(result.passed, "{result:?}");
+        assert_eq!(
+            result.expected,
+            "429 palisade.ratelimit.exceeded after 5 admitted"
+        );
+        assert_eq!(
+            result.observed,
+            "429 palisade.ratelimit.exceeded after 5 admitted, Retry-After 12 s (billing sidecar)"
+        );
+    }
+
+    #[test]
+    fn a_retry_loop_counts_earlier_calls_on_the_same_budget() {
+        let probe = loop_probe(4);
+        let records = loop_records(2, 4);
+        assert!(probe.is_recorded(&records));
+        let result = probe.judge(&records);
+        assert!(result.passed, "{result:?}");
+        assert_eq!(
+            result.observed,
+            "429 palisade.ratelimit.exceeded after 5 admitted (2 by earlier scenarios, 3 in the \
+             loop), Retry-After 12 s (billing sidecar)"
+        );
+    }
+
+    #[test]
+    fn a_retry_loop_fails_when_refused_too_early_or_too_late() {
+        for (earlier, calls) in [(0, 5), (2, 5), (0, 7)] {
+            let result = loop_probe(calls).judge(&loop_records(earlier, calls));
+            assert!(!result.passed, "{earlier} + {calls}: {result:?}");
+            assert!(
+                result.observed.contains("but the budget is 5"),
+                "{}",
+                result.observed
+            );
+        }
+    }
+
+    #[test]
+    fn a_retry_loop_fails_without_a_refusal_or_a_record_per_call() {
+        let mut never = loop_probe(RETRY_LOOP_MAX_CALLS);
+        never.observation = reply(200, None, None);
+        let mut records = loop_records(0, RETRY_LOOP_MAX_CALLS);
+        for r in &mut records {
+            *r = record(&r.service, r.direction, &r.request_id, "p");
+        }
+        let result = never.judge(&records);
+        assert!(!result.passed);
+        assert!(
+            result
+                .observed
+                .contains(&format!("no refusal after {RETRY_LOOP_MAX_CALLS} calls")),
+            "{}",
+            result.observed
+        );
+
+        let mut records = loop_records(0, 6);
+        records.retain(|r| r.request_id != "demo-scenario-13.3");
+        let probe = loop_probe(6);
+        assert!(!probe.is_recorded(&records));
+        let result = probe.judge(&records);
+        assert!(!result.passed);
+        assert!(
+            result
+                .observed
+                .contains("5 audit records on the billing sidecar for 6 calls"),
+            "{}",
+            result.observed
+        );
+    }
+
+    #[test]
+    fn a_retry_loop_needs_retry_after_and_the_finding() {
+        let mut probe = loop_probe(6);
+        probe.observation = reply(429, Some(RATE_LIMITED), None);
+        assert!(!probe.judge(&loop_records(0, 6)).passed);
+
+        let mut records = loop_records(0, 6);
+        for r in &mut records {
+            r.findings.clear();
+        }
+        let result = loop_probe(6).judge(&records);
+        assert!(!result.passed);
+        assert!(
+            result
+                .observed
+                .contains("recorded deny 429 palisade.ratelimit.exceeded"),
+            "{}",
+            result.observed
+        );
+    }
+
     #[test]
     fn a_handshake_refusal_is_found_by_peer_and_reported_as_recorded() {
         let probe = Probe {
@@ -540,7 +1169,8 @@ mod tests {
                 code: "palisade.identity.missing",
             },
             decider: Decider::inbound("customers"),
-            key: Some(Key::Peer("127.0.0.1:4000".into())),
+            keys: vec![Key::Peer("127.0.0.1:4000".into())],
+            admitted: 0,
             observation: Observation::Failed("received fatal alert: CertificateRequired".into()),
         };
         let mut refused = record("customers", Direction::Inbound, "r", "127.0.0.1:4000");
@@ -567,7 +1197,7 @@ mod tests {
     #[test]
     fn a_call_that_never_connected_fails_without_waiting_for_a_record() {
         let probe = Probe {
-            key: None,
+            keys: Vec::new(),
             observation: Observation::Failed("connection refused".into()),
             ..allowed_probe()
         };
@@ -577,5 +1207,37 @@ mod tests {
         assert!(result
             .observed
             .starts_with("no response: connection refused"));
+    }
+
+    #[test]
+    fn the_plan_ends_with_the_retry_loop_on_the_configured_budget() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(&tmp.path().join("demo"));
+        crate::workspace::create(&layout).unwrap();
+        let config = Config::load(&layout.config).unwrap();
+        let plan = plan(&config, &layout).unwrap();
+        assert_eq!(plan.len(), 13);
+        let budget = limited_rate(&config).unwrap().burst;
+        assert_eq!(budget, 5);
+        let (last, rest) = plan.split_last().unwrap();
+        assert_eq!(last.expected, Expected::Throttled { budget });
+        assert!(last.name.contains("retry loop"), "{}", last.name);
+        assert!(rest
+            .iter()
+            .all(|s| !matches!(s.expected, Expected::Throttled { .. })));
+        let guarded = plan
+            .iter()
+            .filter(|s| matches!(s.expected, Expected::Blocked { .. }))
+            .count();
+        assert_eq!(guarded, 4);
+        // Every traced call has its own request id, so its records can be told apart.
+        let mut ids: Vec<&str> = plan
+            .iter()
+            .filter_map(|s| s.call.request_id.as_deref())
+            .collect();
+        let traced = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), traced);
     }
 }

@@ -22,6 +22,13 @@ pub(crate) const IMPERSONATED: &str = "inventory";
 pub(crate) const IMPOSTOR_SVID_OF: &str = "customers";
 /// The identity the rogue CA's SVID claims.
 pub(crate) const ROGUE_CLAIMS: &str = "orders";
+/// The service with rate limits (`[service.limits]`): where the retry-loop scenario is
+/// throttled.
+pub(crate) const LIMITED_SERVICE: &str = "billing";
+/// The caller with a small budget of its own at [`LIMITED_SERVICE`].
+pub(crate) const LIMITED_CALLER: &str = "orders";
+/// The route template of that budget.
+pub(crate) const LIMITED_ROUTE: &str = "/invoices/{id}";
 
 const CONFIG_FILE: &str = "palisade.toml";
 
@@ -214,6 +221,17 @@ pub(crate) fn render_config(services: &[ServicePorts]) -> String {
 #   outbound  a plain-HTTP listener the app sends its outgoing calls to, naming the
 #             target service in the Host header
 # The ports were free when the demo started; they change on every run.
+#
+# A sidecar checks each call it receives, in this order, and refuses it at the first
+# stage that says no:
+#   identity    the caller's mTLS certificate (an X.509-SVID from the demo CA)
+#   limits      the caller's rate limit, per identity ([service.limits], billing only)
+#   policy      the Cedar policies in policies/: may this caller use this endpoint?
+#   validation  the request against the service's OpenAPI spec in specs/: documented
+#               route, parameters, JSON body with no unknown fields. On by default for
+#               a service with `openapi`; tune it in [service.validation].
+#   inspection  SQL, command and NoSQL injection, path traversal and serialized objects
+#               in the path, query and body. On by default; tune it in [service.inspection].
 
 trust_domain = "{TRUST_DOMAIN}"
 state_dir = "state"         # the demo CA (state/ca) and one SVID per service (state/svids/<name>)
@@ -256,8 +274,37 @@ path = "audit.db"           # one record per request, allowed or denied
             text.push_str(&format!("openapi = \"specs/{}.yaml\"\n", service.name));
         }
         text.push_str(&format!("owner = \"team-{}\"\n", service.name));
+        if service.name == LIMITED_SERVICE {
+            text.push_str(&render_limits());
+        }
     }
     text
+}
+
+/// The `[service.limits]` of [`LIMITED_SERVICE`].
+fn render_limits() -> String {
+    format!(
+        r#"
+# Rate limits per caller identity (the SPIFFE ID of its certificate), never per address,
+# checked before the policies so that a runaway caller costs little. Every caller has the
+# default budget. {LIMITED_CALLER} shows one invoice per order page, so its invoice reads have a
+# budget of their own: 5 back to back, then one every 12 s. A caller stuck in a retry
+# loop is refused with 429 palisade.ratelimit.exceeded and a Retry-After header. A route
+# override is a budget of its own: {LIMITED_CALLER}' reads of {LIMITED_ROUTE} do not spend its
+# default budget, and its other calls do not spend this one. Budgets live in this
+# sidecar's memory (backend = "local", the default); backend = "redis" shares them
+# between the replicas of a service.
+[service.limits]
+default = {{ requests = 600, per = "1m", burst = 100 }}
+
+[[service.limits.override]]
+caller = "spiffe://{TRUST_DOMAIN}/ns/demo/sa/{LIMITED_CALLER}"
+route = "{LIMITED_ROUTE}"
+requests = 5
+per = "1m"
+burst = 5
+"#
+    )
 }
 
 fn create_dir(dir: &Path) -> Result<(), DemoError> {
@@ -370,6 +417,30 @@ mod tests {
             let svid = palisade_identity::SvidMaterial::load_dir(&service.svid_dir).unwrap();
             assert_eq!(svid.spiffe_id, service.spiffe_id);
         }
+        // Validation and inspection are on by default; only billing has rate limits: a
+        // generous default and orders' own small budget for reading invoices.
+        for name in SERVICES {
+            let service = config.service(name).unwrap();
+            assert_eq!(service.validation.mode, palisade_config::StageMode::Enforce);
+            assert!(service.validation.strict);
+            assert_eq!(service.inspection.mode, palisade_config::StageMode::Enforce);
+            assert_eq!(service.limits.is_some(), name == LIMITED_SERVICE, "{name}");
+        }
+        let limits = config
+            .service(LIMITED_SERVICE)
+            .unwrap()
+            .limits
+            .clone()
+            .unwrap();
+        assert_eq!(limits.mode, palisade_config::StageMode::Enforce);
+        assert_eq!(limits.backend, palisade_config::LimitBackend::Local);
+        assert!(limits.default.unwrap().burst > 20);
+        let [invoice_reads] = limits.overrides.as_slice() else {
+            panic!("{:?}", limits.overrides)
+        };
+        assert_eq!(invoice_reads.caller, spiffe_id(LIMITED_CALLER).unwrap());
+        assert_eq!(invoice_reads.route.as_deref(), Some(LIMITED_ROUTE));
+        assert_eq!(invoice_reads.rate.burst, 5);
         let inventory = config.service(IMPERSONATED).unwrap();
         assert!(inventory.outbound.is_none() && inventory.openapi.is_none());
         assert!(!inventory.svid_dir.exists());

@@ -4,17 +4,60 @@
 
 use std::collections::BTreeMap;
 
-use palisade_audit::{query, AuditQuery, Decision};
+use palisade_audit::{query, AuditQuery, AuditRecord, Decision, Direction};
 use palisade_demo::{run, DemoError, DemoOptions};
 
 /// The refused scenarios' codes; each must leave exactly one deny record.
-const REFUSALS: [&str; 5] = [
+const REFUSALS: [&str; 10] = [
     "palisade.authz.denied",
     "palisade.identity.missing",
     "palisade.identity.untrusted",
     "palisade.identity.plaintext",
     "palisade.identity.server_mismatch",
+    "palisade.schema.unknown_field",
+    "palisade.schema.unknown_route",
+    "palisade.injection.sql",
+    "palisade.injection.path_traversal",
+    "palisade.ratelimit.exceeded",
 ];
+
+/// The guard stages' refusals of calls the policies permit: code, the deciding record's
+/// findings, the policy that permitted the call, and what the results table shows.
+const GUARDED: [(&str, &str, Option<&str>, &str); 5] = [
+    (
+        "palisade.schema.unknown_field",
+        "palisade.schema.unknown_field@/approved_by",
+        Some("orders-create-payments"),
+        "400 palisade.schema.unknown_field at /approved_by (billing sidecar)",
+    ),
+    (
+        "palisade.schema.unknown_route",
+        "palisade.schema.unknown_route@request",
+        Some("orders-read-billing"),
+        "404 palisade.schema.unknown_route (billing sidecar)",
+    ),
+    (
+        "palisade.injection.sql",
+        "palisade.injection.sql@query/q",
+        Some("orders-read-billing"),
+        "400 palisade.injection.sql at query/q (billing sidecar)",
+    ),
+    (
+        "palisade.injection.path_traversal",
+        "palisade.injection.path_traversal@path",
+        Some("orders-read-billing"),
+        "400 palisade.injection.path_traversal at path (billing sidecar)",
+    ),
+    // The limiter runs before the policies: no policy decided the throttled call.
+    (
+        "palisade.ratelimit.exceeded",
+        "palisade.ratelimit.exceeded@request",
+        None,
+        "429 palisade.ratelimit.exceeded after 5 admitted",
+    ),
+];
+
+const ORDERS: &str = "spiffe://palisade.demo/ns/demo/sa/orders";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_passes_and_each_refusal_is_audited_once() {
@@ -28,7 +71,7 @@ async fn every_scenario_passes_and_each_refusal_is_audited_once() {
     .unwrap();
 
     assert!(report.all_passed(), "{:#?}", report.scenarios);
-    assert_eq!(report.scenarios.len(), 8);
+    assert_eq!(report.scenarios.len(), 13);
     assert_eq!(report.audit_db, dir.join("audit.db"));
     assert_eq!(report.config, dir.join("palisade.toml"));
     let allowed: Vec<&str> = report
@@ -39,21 +82,38 @@ async fn every_scenario_passes_and_each_refusal_is_audited_once() {
         .collect();
     assert_eq!(allowed.len(), 3);
     for (observed, policy) in allowed.iter().zip([
-        "orders-read-invoices",
+        "orders-read-billing",
         "orders-create-payments",
         "billing-read-customers",
     ]) {
         assert!(observed.contains(policy), "{observed}");
     }
+    // The guard scenarios, in the order they ran, as the results table shows them.
+    let guarded: Vec<&str> = report.scenarios[8..]
+        .iter()
+        .map(|s| s.observed.as_str())
+        .collect();
+    for (observed, (_, _, _, shown)) in guarded.iter().zip(GUARDED) {
+        assert!(observed.starts_with(shown), "{observed}");
+    }
+    let retry_loop = report.scenarios.last().unwrap();
+    assert!(
+        retry_loop.name.contains("retry loop"),
+        "{}",
+        retry_loop.name
+    );
+    assert!(
+        retry_loop.observed.contains("Retry-After")
+            && retry_loop.observed.contains("billing sidecar"),
+        "{}",
+        retry_loop.observed
+    );
 
-    let denies = query(
-        &report.audit_db,
-        &AuditQuery {
-            decision: Some(Decision::Deny),
-            ..AuditQuery::default()
-        },
-    )
-    .unwrap();
+    let records = query(&report.audit_db, &AuditQuery::default()).unwrap();
+    let denies: Vec<&AuditRecord> = records
+        .iter()
+        .filter(|r| r.decision == Decision::Deny)
+        .collect();
     let mut by_code: BTreeMap<&str, usize> = BTreeMap::new();
     for record in &denies {
         *by_code
@@ -73,6 +133,66 @@ async fn every_scenario_passes_and_each_refusal_is_audited_once() {
         assert_eq!(record.status, None);
         assert_eq!(record.method, None);
     }
+
+    // Each guard refusal was decided by billing's sidecar, for orders, and says what was
+    // found where; the calls the policies permitted name the policy.
+    for (code, finding, policy, _) in GUARDED {
+        let record = denies
+            .iter()
+            .find(|r| r.code.as_deref() == Some(code))
+            .unwrap();
+        assert_eq!(
+            (record.service.as_str(), record.direction),
+            ("billing", Direction::Inbound),
+            "{record:#?}"
+        );
+        assert_eq!(record.caller.as_deref(), Some(ORDERS));
+        assert_eq!(record.findings, [finding], "{record:#?}");
+        assert_eq!(
+            record.policies,
+            policy.into_iter().collect::<Vec<_>>(),
+            "{record:#?}"
+        );
+        assert!(!record.ratelimit_degraded);
+    }
+    // No other record carries a finding: nothing ran in report mode.
+    let with_findings = records.iter().filter(|r| !r.findings.is_empty()).count();
+    assert_eq!(with_findings, GUARDED.len());
+
+    // The retry loop: every call before the 429 was allowed, and with the earlier reads of
+    // /invoices/{id} by orders (each spends the budget, refused or not), exactly 5 calls
+    // were admitted on orders' budget before the one refusal.
+    let throttled = denies
+        .iter()
+        .find(|r| r.code.as_deref() == Some("palisade.ratelimit.exceeded"))
+        .unwrap();
+    assert_eq!(throttled.status, Some(429));
+    assert_eq!(throttled.route.as_deref(), Some("/invoices/{id}"));
+    let (base, last) = throttled.request_id.rsplit_once('.').unwrap();
+    let calls: usize = last.parse().unwrap();
+    let billing_in = |r: &&AuditRecord| r.service == "billing" && r.direction == Direction::Inbound;
+    let in_loop: Vec<&AuditRecord> = records
+        .iter()
+        .filter(billing_in)
+        .filter(|r| r.request_id.starts_with(&format!("{base}.")))
+        .collect();
+    assert_eq!(in_loop.len(), calls);
+    assert!(
+        in_loop
+            .iter()
+            .filter(|r| r.request_id != throttled.request_id)
+            .all(|r| r.decision == Decision::Allow && r.status == Some(200)),
+        "{in_loop:#?}"
+    );
+    let spent = records
+        .iter()
+        .filter(billing_in)
+        .filter(|r| {
+            r.caller.as_deref() == Some(ORDERS) && r.route.as_deref() == Some("/invoices/{id}")
+        })
+        .filter(|r| r.request_id != throttled.request_id)
+        .count();
+    assert_eq!(spent, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

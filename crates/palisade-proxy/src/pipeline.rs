@@ -413,3 +413,52 @@ mod tests {
         assert_eq!(request_id(None).len(), 36);
     }
 }
+
+#[cfg(test)]
+mod guard_tests {
+    use super::*;
+
+    fn ctx() -> RequestContext {
+        RequestContext::new(
+            "r".into(),
+            "billing".into(),
+            Direction::Inbound,
+            None,
+            &http::Method::GET,
+            "/",
+        )
+    }
+
+    fn finding() -> Rejection {
+        Rejection::InjectionDetected {
+            code: "palisade.injection.sql",
+            location: "query/q".into(),
+            rule: "libinjection",
+        }
+    }
+
+    #[test]
+    fn enforce_mode_refuses_and_records_the_finding() {
+        let guard = Guarded {
+            mode: StageMode::Enforce,
+            stage: (),
+        };
+        let mut ctx = ctx();
+        let err = guard.apply::<()>(&mut ctx, Err(finding())).unwrap_err();
+        assert_eq!(err.code(), "palisade.injection.sql");
+        assert_eq!(ctx.findings, vec!["palisade.injection.sql@query/q"]);
+    }
+
+    #[test]
+    fn report_mode_lets_the_request_through_and_records_the_finding() {
+        let guard = Guarded {
+            mode: StageMode::Report,
+            stage: (),
+        };
+        let mut ctx = ctx();
+        assert_eq!(guard.apply::<()>(&mut ctx, Err(finding())).unwrap(), None);
+        assert_eq!(ctx.findings, vec!["palisade.injection.sql@query/q"]);
+        assert_eq!(guard.apply(&mut ctx, Ok(7)).unwrap(), Some(7));
+        assert_eq!(ctx.findings.len(), 1);
+    }
+}

@@ -243,7 +243,8 @@ pub fn problem_type(code: &str) -> String {
 
 /// Renders a rejection as an `application/problem+json` response.
 pub fn problem_body(rejection: &Rejection, request_id: &str) -> Response<Bytes> {
-    let mut response = render_problem(
+    // Retry-After and the RateLimit headers of a 429 come with the limiter's decision.
+    render_problem(
         rejection.status(),
         rejection.title(),
         rejection.code(),
@@ -251,16 +252,7 @@ pub fn problem_body(rejection: &Rejection, request_id: &str) -> Response<Bytes> 
         request_id,
         rejection.field(),
         rejection.policies(),
-    );
-    if let Rejection::RateLimited {
-        retry_after_secs, ..
-    } = rejection
-    {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-    }
-    response
+    )
 }
 
 /// Renders any problem (also used for refusals outside the pipeline, such as plaintext).

@@ -31,3 +31,66 @@ pub async fn limit(
         LimitOutcome::Unavailable => Err(Rejection::RateLimitUnavailable),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use palisade_audit::{AuthMethod, Direction};
+    use palisade_ratelimit::{Backend, LimitRules, Rate};
+
+    use super::*;
+    use crate::context::Caller;
+
+    fn ctx(caller: &str) -> RequestContext {
+        let mut ctx = RequestContext::new(
+            "r".into(),
+            "billing".into(),
+            Direction::Inbound,
+            None,
+            &http::Method::GET,
+            "/invoices/1",
+        );
+        ctx.caller = Some(Caller {
+            id: caller.parse().unwrap(),
+            auth: AuthMethod::Mtls,
+        });
+        ctx
+    }
+
+    #[tokio::test]
+    async fn refuses_the_request_after_the_identity_spent_its_burst() {
+        let rules = LimitRules {
+            default: Some(Rate {
+                requests: 2,
+                per: Duration::from_secs(60),
+                burst: 2,
+            }),
+            ..LimitRules::default()
+        };
+        let limiter = RateLimiter::new("billing", rules, Backend::Local)
+            .await
+            .unwrap();
+        let caller = "spiffe://td/ns/a/sa/orders";
+        for _ in 0..2 {
+            let mut c = ctx(caller);
+            limit(&limiter, &mut c, "/invoices/{id}").await.unwrap();
+            assert!(c
+                .response_headers
+                .iter()
+                .any(|(n, _)| n == "ratelimit-policy"));
+        }
+        let mut c = ctx(caller);
+        let refusal = limit(&limiter, &mut c, "/invoices/{id}").await.unwrap_err();
+        assert_eq!(refusal.code(), "palisade.ratelimit.exceeded");
+        assert!(!c.ratelimit_degraded);
+        // Another identity is untouched.
+        limit(
+            &limiter,
+            &mut ctx("spiffe://td/ns/a/sa/other"),
+            "/invoices/{id}",
+        )
+        .await
+        .unwrap();
+    }
+}

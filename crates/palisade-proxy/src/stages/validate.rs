@@ -76,3 +76,39 @@ where
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use http_body_util::Full;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_a_body_within_the_limit_and_counts_its_bytes() {
+        let count = Arc::new(AtomicU64::new(0));
+        let body = CountingBody::new(Full::new(Bytes::from_static(b"{\"a\":1}")), count.clone());
+        let bytes = read_body(body, Some(7), 7).await.unwrap();
+        assert_eq!(&bytes[..], b"{\"a\":1}");
+        assert_eq!(count.load(Ordering::Relaxed), 7);
+    }
+
+    #[tokio::test]
+    async fn refuses_a_declared_length_over_the_limit_without_reading() {
+        let count = Arc::new(AtomicU64::new(0));
+        let body = CountingBody::new(Full::new(Bytes::from_static(b"0123456789")), count.clone());
+        let err = read_body(body, Some(10), 4).await.unwrap_err();
+        assert_eq!(err.code(), "palisade.schema.body_too_large");
+        assert_eq!(count.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn refuses_an_undeclared_body_once_it_passes_the_limit() {
+        let count = Arc::new(AtomicU64::new(0));
+        let body = CountingBody::new(Full::new(Bytes::from_static(b"0123456789")), count);
+        let err = read_body(body, None, 4).await.unwrap_err();
+        assert_eq!(err.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}
