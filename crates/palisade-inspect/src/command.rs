@@ -14,6 +14,8 @@
 //! brace lists are split on the comma, and `/bin/cat` is reduced to `cat`.
 //! A slash path made of glob characters (`/???/c?t`) is reported on its own.
 
+use crate::profile::Profile;
+
 /// Unix commands (matched case-sensitively).
 const UNIX_COMMANDS: &[&str] = &[
     "awk", "base64", "bash", "busybox", "cat", "chmod", "chown", "cp", "crontab", "csh", "curl",
@@ -126,14 +128,12 @@ enum Context {
 }
 
 /// Returns the rule that flags `text` as command injection, if any.
-pub(crate) fn detect(text: &str) -> Option<&'static str> {
-    let bytes = text.as_bytes();
-    if !bytes
-        .iter()
-        .any(|b| matches!(b, b';' | b'|' | b'&' | b'\n' | b'\r' | b'$' | b'`'))
-    {
+pub(crate) fn detect(text: &str, profile: Profile) -> Option<&'static str> {
+    use crate::profile::{AMP, BACKTICK, DOLLAR, NEWLINE, PIPE, SEMI};
+    if !profile.any(SEMI | PIPE | AMP | NEWLINE | DOLLAR | BACKTICK) {
         return None;
     }
+    let bytes = text.as_bytes();
     if text.contains("/dev/tcp/") || text.contains("/dev/udp/") {
         return Some("dev_tcp");
     }
@@ -432,6 +432,10 @@ fn shellish_argument(arg: &str, bytes: &[u8], after_arg: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn detect(text: &str) -> Option<&'static str> {
+        super::detect(text, Profile::of(text))
+    }
 
     #[test]
     fn separators_and_substitutions() {

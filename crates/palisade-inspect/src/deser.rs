@@ -10,6 +10,8 @@
 //! run of at least [`MIN_ENCODED_RUN`] encoded characters, so that a marker
 //! occurring by chance inside an unrelated blob or word does not count.
 
+use crate::profile::{self, Profile};
+
 /// Shortest base64/hex run that counts as an encoded object.
 const MIN_ENCODED_RUN: usize = 12;
 
@@ -83,14 +85,53 @@ const JSONPICKLE_KEYS: &[&str] = &[
     "py/type",
 ];
 
+/// Byte flags for the marker scan: a letter or digit, the first byte of a
+/// marker that must start a token, the first byte of a marker found anywhere.
+const ALNUM: u8 = 1;
+const TOKEN_START: u8 = 2;
+const ANYWHERE: u8 = 4;
+
+const START: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        if byte.is_ascii_alphanumeric() {
+            table[b] = ALNUM;
+        }
+        b += 1;
+    }
+    let token_starts = b"raA0gOCpPct";
+    let mut i = 0;
+    while i < token_starts.len() {
+        table[token_starts[i] as usize] |= TOKEN_START;
+        i += 1;
+    }
+    table[b'!' as usize] |= ANYWHERE;
+    table[b'_' as usize] |= ANYWHERE;
+    table[0xC2] |= ANYWHERE;
+    table
+};
+
 /// Returns the rule that flags `text` as a serialized object, if any.
-pub(crate) fn detect(text: &str) -> Option<&'static str> {
+pub(crate) fn detect(text: &str, profile: Profile) -> Option<&'static str> {
     let bytes = text.as_bytes();
-    let has_newline = bytes.contains(&b'\n');
+    // Short values can only hold the markers that carry punctuation.
+    if bytes.len() < MIN_ENCODED_RUN
+        && !profile.any(profile::COLON | profile::BANG | profile::UNDERSCORE | profile::NON_ASCII)
+    {
+        return None;
+    }
+    let has_newline = profile.any(profile::NEWLINE);
     let mut prev_alnum = false;
     for (i, &b) in bytes.iter().enumerate() {
         let at_token_start = !prev_alnum;
-        prev_alnum = b.is_ascii_alphanumeric();
+        let start = START[usize::from(b)];
+        prev_alnum = start & ALNUM != 0;
+        let candidate = start & ANYWHERE != 0 || (at_token_start && start & TOKEN_START != 0);
+        if !candidate {
+            continue;
+        }
         let rest = bytes.get(i..).unwrap_or_default();
         // Every marker is told apart from ordinary words by its second byte.
         let second = rest.get(1).copied().unwrap_or_default();
@@ -168,6 +209,9 @@ pub(crate) fn detect_binary(bytes: &[u8]) -> Option<&'static str> {
 /// `"$type": "System.…, Assembly"` (Json.NET), `"@type"`/`"@class"` with a
 /// Java class name (fastjson, Jackson, json-io), or a jsonpickle `py/…` key.
 pub(crate) fn type_hint(key: &str, value: &serde_json::Value) -> Option<&'static str> {
+    if !matches!(key.as_bytes().first(), Some(b'p' | b'$' | b'@')) {
+        return None;
+    }
     if JSONPICKLE_KEYS.contains(&key) {
         return Some("jsonpickle_tag");
     }
@@ -347,6 +391,10 @@ fn pickle_protocol0(rest: &[u8]) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn detect(text: &str) -> Option<&'static str> {
+        super::detect(text, Profile::of(text))
+    }
 
     #[test]
     fn java() {

@@ -8,6 +8,7 @@ use std::ops::ControlFlow;
 use crate::finding::{Finding, InjectionKind, Source};
 use crate::normalize;
 use crate::path::Scope;
+use crate::profile::{self, Profile};
 use crate::{command, deser, nosql, path, sql};
 
 /// What to inspect and which detectors to run.
@@ -24,8 +25,9 @@ pub struct InspectOptions {
 ///
 /// Built once from [`InspectOptions`] and shared (`Send + Sync`, no interior
 /// state). Every `inspect_*` method returns the first [`Finding`], or `None`
-/// when the data is clean; the `*_all` variants return every finding, one
-/// per inspected location.
+/// when the data is clean; the `*_all` variants return every finding: one per
+/// value, and one per offending object key (whose member is then not
+/// walked, since every pointer into it would spell out the key).
 #[derive(Debug, Clone)]
 pub struct Inspector {
     headers: Vec<String>,
@@ -155,7 +157,7 @@ impl Inspector {
         if self.enabled(InjectionKind::PathTraversal) {
             let whole = normalize::normalised(path);
             let whole = whole.as_deref().unwrap_or(path);
-            if let Some(rule) = path::detect(whole, Scope::RequestPath) {
+            if let Some(rule) = path::detect(whole, Scope::RequestPath, Profile::of(whole)) {
                 sink.push(found(
                     InjectionKind::PathTraversal,
                     rule,
@@ -232,6 +234,9 @@ impl Inspector {
                 for (key, item) in members {
                     if let Some((kind, rule)) = self.scan_key(key, item) {
                         sink.push(body_finding(kind, rule, pointer))?;
+                        // Its value is not walked: every pointer below would
+                        // spell out the offending key.
+                        continue;
                     }
                     let len = pointer.len();
                     pointer.push('/');
@@ -257,7 +262,8 @@ impl Inspector {
                 return Some((InjectionKind::Deserialization, rule));
             }
         }
-        if self.enabled(InjectionKind::NoSql) {
+        // Every operator starts with `$` (a full-width `＄` folds to it).
+        if self.enabled(InjectionKind::NoSql) && (key.contains('$') || !key.is_ascii()) {
             let normal = normalize::fold_unicode(key);
             if let Some(op) =
                 nosql::operator(&normal).or_else(|| nosql::bracketed_operator(&normal))
@@ -284,14 +290,15 @@ impl Inspector {
         }
         let Ok(text) = std::str::from_utf8(body) else {
             if self.enabled(InjectionKind::Deserialization) {
-                if let Some(rule) = deser::detect(&String::from_utf8_lossy(body)) {
+                let text = String::from_utf8_lossy(body);
+                if let Some(rule) = deser::detect(&text, Profile::of(&text)) {
                     sink.push(body_finding(InjectionKind::Deserialization, rule, ""))?;
                 }
             }
             return ControlFlow::Continue(());
         };
         if self.enabled(InjectionKind::Deserialization) {
-            if let Some(rule) = deser::detect(text) {
+            if let Some(rule) = deser::detect(text, Profile::of(text)) {
                 sink.push(body_finding(InjectionKind::Deserialization, rule, ""))?;
             }
         }
@@ -328,17 +335,27 @@ impl Inspector {
     /// value as received and on its normalised form (when that differs), so
     /// the kind reported does not depend on which form revealed it.
     fn scan_text(&self, raw: &str, scope: Scope) -> Option<(InjectionKind, &'static str)> {
-        let mut normal: Option<Option<String>> = None;
+        let raw_profile = Profile::of(raw);
+        // Only `%` escapes and non-ASCII characters normalise to something else.
+        let normal = raw_profile
+            .any(profile::PERCENT | profile::NON_ASCII)
+            .then(|| normalize::normalised(raw))
+            .flatten()
+            .map(|text| {
+                let profile = Profile::of(&text);
+                (text, profile)
+            });
         for kind in InjectionKind::ALL {
             if !self.enabled(kind) {
                 continue;
             }
-            if let Some(rule) = detect(kind, raw, scope) {
+            if let Some(rule) = detect(kind, raw, scope, raw_profile) {
                 return Some((kind, rule));
             }
-            let normal = normal.get_or_insert_with(|| normalize::normalised(raw));
-            if let Some(rule) = normal.as_deref().and_then(|n| detect(kind, n, scope)) {
-                return Some((kind, rule));
+            if let Some((text, profile)) = &normal {
+                if let Some(rule) = detect(kind, text, scope, *profile) {
+                    return Some((kind, rule));
+                }
             }
         }
         None
@@ -346,13 +363,13 @@ impl Inspector {
 }
 
 /// Runs one detector.
-fn detect(kind: InjectionKind, text: &str, scope: Scope) -> Option<&'static str> {
+fn detect(kind: InjectionKind, text: &str, scope: Scope, profile: Profile) -> Option<&'static str> {
     match kind {
-        InjectionKind::Deserialization => deser::detect(text),
-        InjectionKind::NoSql => nosql::embedded_operator(text),
-        InjectionKind::Command => command::detect(text),
-        InjectionKind::Sql => sql::detect(text),
-        InjectionKind::PathTraversal => path::detect(text, scope),
+        InjectionKind::Deserialization => deser::detect(text, profile),
+        InjectionKind::NoSql => nosql::embedded_operator(text, profile),
+        InjectionKind::Command => command::detect(text, profile),
+        InjectionKind::Sql => sql::detect(text, profile),
+        InjectionKind::PathTraversal => path::detect(text, scope, profile),
     }
 }
 
@@ -367,7 +384,7 @@ fn body_finding(kind: InjectionKind, rule: &'static str, pointer: &str) -> Findi
 
 /// Appends `segment` to a JSON Pointer with RFC 6901 escaping.
 fn push_pointer_segment(pointer: &mut String, segment: &str) {
-    let escaped: Cow<'_, str> = if segment.contains(['~', '/']) {
+    let escaped: Cow<'_, str> = if segment.bytes().any(|b| b == b'~' || b == b'/') {
         Cow::Owned(segment.replace('~', "~0").replace('/', "~1"))
     } else {
         Cow::Borrowed(segment)

@@ -7,6 +7,7 @@ mod inspector;
 mod normalize;
 mod nosql;
 mod path;
+mod profile;
 mod sql;
 
 pub use finding::{Finding, InjectionKind, Source};

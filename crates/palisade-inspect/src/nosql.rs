@@ -9,6 +9,8 @@
 //! `$select`, `$top`, ...) is left alone. Operators are case-sensitive, as
 //! MongoDB's are.
 
+use crate::profile::{self, Profile};
+
 /// MongoDB operators an attacker can use to change a query's meaning.
 const OPERATORS: &[&str] = &[
     "$accumulator",
@@ -124,8 +126,8 @@ pub(crate) fn query_key_operator(name: &str) -> Option<&'static str> {
 }
 
 /// A JSON member `"$op":` written inside a string value.
-pub(crate) fn embedded_operator(text: &str) -> Option<&'static str> {
-    if !text.as_bytes().windows(2).any(|w| w == b"\"$") {
+pub(crate) fn embedded_operator(text: &str, profile: Profile) -> Option<&'static str> {
+    if !profile.any(profile::QUOTE) || !profile.any(profile::DOLLAR) {
         return None;
     }
     text.match_indices("\"$").find_map(|(at, _)| {
@@ -144,6 +146,10 @@ pub(crate) fn base_name(name: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn embedded_operator(text: &str) -> Option<&'static str> {
+        super::embedded_operator(text, Profile::of(text))
+    }
 
     #[test]
     fn operators_are_exact() {

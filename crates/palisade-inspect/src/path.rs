@@ -2,6 +2,8 @@
 //! on the normalised text (the caller has already undone percent, overlong
 //! and full-width encodings).
 
+use crate::profile::Profile;
+
 /// Files and directories whose mention as a path is an attack on its own.
 /// Matched case-insensitively (Windows paths are), with `\` read as `/`, at
 /// any segment boundary of a request path and of a value that is a path.
@@ -61,14 +63,15 @@ pub(crate) enum Scope {
 }
 
 /// Returns the rule that flags `text` as path traversal, if any.
-pub(crate) fn detect(text: &str, scope: Scope) -> Option<&'static str> {
-    let bytes = text.as_bytes();
-    if bytes.contains(&0) {
+pub(crate) fn detect(text: &str, scope: Scope, profile: Profile) -> Option<&'static str> {
+    use crate::profile::{BACKSLASH, DOT, NUL, SLASH};
+    if profile.any(NUL) {
         return Some("nul_byte");
     }
-    if !bytes.iter().any(|b| matches!(b, b'.' | b'/' | b'\\')) {
+    if !profile.any(DOT | SLASH | BACKSLASH) {
         return None;
     }
+    let bytes = text.as_bytes();
     if has_dotdot_segment(bytes) {
         return Some("dotdot_segment");
     }
@@ -110,47 +113,62 @@ fn has_dotdot_segment(bytes: &[u8]) -> bool {
     false
 }
 
-/// Lower-cases, reads `\` as `/`, collapses `//` and drops `/./`.
-fn canonical(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        let c = if c == '\\' {
-            '/'
-        } else {
-            c.to_ascii_lowercase()
-        };
-        if c == '/' && out.ends_with('/') {
-            continue;
-        }
-        if c == '/' && out.ends_with("/.") {
-            out.pop();
-            continue;
-        }
-        out.push(c);
+/// Lower-cases ASCII, reads `\` as `/`, collapses `//` and drops `/./`;
+/// with `rooted`, the result starts with `/` (a relative path read from the
+/// working directory).
+fn canonical(text: &str, rooted: bool) -> String {
+    let mut out: Vec<u8> = Vec::with_capacity(text.len() + 1);
+    if rooted {
+        out.push(b'/');
     }
-    out
+    for &b in text.as_bytes() {
+        let b = if b == b'\\' {
+            b'/'
+        } else {
+            b.to_ascii_lowercase()
+        };
+        if b == b'/' {
+            if out.last() == Some(&b'/') {
+                continue;
+            }
+            if out.ends_with(b"/.") {
+                out.pop();
+                continue;
+            }
+        }
+        out.push(b);
+    }
+    // Only ASCII bytes were changed, so the text is still UTF-8.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn sensitive_path(text: &str, scope: Scope) -> bool {
-    if !text.contains(['/', '\\']) && !text.trim_start().starts_with('.') {
-        return false;
-    }
-    let canon = canonical(text.trim());
+    let trimmed = text.trim();
     match scope {
-        Scope::RequestPath => contains_sensitive(&canon),
+        Scope::RequestPath => contains_sensitive(&canonical(trimmed, false)),
         Scope::Value => {
-            let token = canon.split(char::is_whitespace).next().unwrap_or_default();
-            match absolute_path(token) {
-                Some(path) => {
+            let token = trimmed
+                .split(char::is_whitespace)
+                .next()
+                .unwrap_or_default();
+            let bytes = token.as_bytes();
+            let absolute = matches!(bytes.first(), Some(b'/' | b'\\'))
+                || bytes
+                    .get(..5)
+                    .is_some_and(|p| p.eq_ignore_ascii_case(b"file:"))
+                || (has_drive(token) && matches!(bytes.get(2), Some(b'/' | b'\\')));
+            if absolute {
+                let canon = canonical(token, false);
+                absolute_path(&canon).is_some_and(|path| {
                     SENSITIVE_ROOTS.iter().any(|root| path.starts_with(root))
                         || contains_sensitive(path)
-                }
+                })
+            } else if token.contains(['/', '\\']) || token.starts_with('.') {
                 // A relative path names the same files from the working
                 // directory: `etc/passwd`, `.htaccess`, `././.htaccess`.
-                None if token.contains('/') || token.starts_with('.') => {
-                    contains_sensitive(&canonical(&format!("/{token}")))
-                }
-                None => false,
+                contains_sensitive(&canonical(token, true))
+            } else {
+                false
             }
         }
     }
@@ -194,6 +212,13 @@ fn contains_sensitive(path: &str) -> bool {
         .filter(|(_, &b)| b == b'/')
         .any(|(at, _)| {
             let rest = bytes.get(at..).unwrap_or_default();
+            // Every entry starts with one of these after its `/`.
+            if !matches!(
+                rest.get(1),
+                Some(b'e' | b'p' | b'v' | b'w' | b'b' | b'i' | b'.')
+            ) {
+                return false;
+            }
             let entry_found = SENSITIVE.iter().any(|entry| {
                 let entry = entry.as_bytes();
                 rest.starts_with(entry)
@@ -213,6 +238,19 @@ fn contains_sensitive(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_start_with_a_known_letter() {
+        // `contains_sensitive` skips a `/` followed by anything else.
+        for entry in SENSITIVE {
+            let second = entry.as_bytes()[1];
+            assert!(b"epvwbi.".contains(&second), "{entry}");
+        }
+    }
+
+    fn detect(text: &str, scope: Scope) -> Option<&'static str> {
+        super::detect(text, scope, Profile::of(text))
+    }
 
     #[test]
     fn dotdot_segments() {

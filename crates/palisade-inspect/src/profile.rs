@@ -52,6 +52,10 @@ pub(crate) const BANG: u32 = 1 << 20;
 pub(crate) const UNDERSCORE: u32 = 1 << 21;
 /// Any other ASCII byte that is not a letter or a digit (space, `,`, `?`, ...).
 pub(crate) const OTHER: u32 = 1 << 22;
+/// `=`.
+pub(crate) const EQUALS: u32 = 1 << 23;
+/// `<` or `>`.
+pub(crate) const ANGLE: u32 = 1 << 24;
 
 /// Every class but letters, digits and `_`: a value without any of these is
 /// a single word.
@@ -71,7 +75,8 @@ const fn class(b: u8) -> u32 {
         b'|' => PIPE,
         b'&' => AMP,
         b'$' => DOLLAR,
-        b'=' | b'<' | b'>' => OPERATOR,
+        b'=' => OPERATOR | EQUALS,
+        b'<' | b'>' => OPERATOR | ANGLE,
         b'!' => OPERATOR | BANG,
         b'(' | b')' => PAREN,
         b'@' => AT,
@@ -99,10 +104,7 @@ const CLASSES: [u32; 256] = {
 impl Profile {
     /// Profiles `text` in one pass.
     pub(crate) fn of(text: &str) -> Profile {
-        Profile(
-            text.bytes()
-                .fold(0, |acc, b| acc | CLASSES[usize::from(b)]),
-        )
+        Profile(text.bytes().fold(0, |acc, b| acc | CLASSES[usize::from(b)]))
     }
 
     /// Whether any of the classes in `mask` occurs.
