@@ -1,6 +1,10 @@
 //! Request bodies: media types, the limits pre-scan, and strict JSON parsing.
 
-use serde_json::Value;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
 
 use crate::violation::Violation;
 
@@ -75,6 +79,8 @@ pub(crate) struct Limits {
 struct Open {
     object: bool,
     members: usize,
+    /// The most members it may have.
+    limit: usize,
     /// Right after `[`, `{` or `,`: the next token starts a member.
     expecting: bool,
 }
@@ -83,84 +89,98 @@ struct Open {
 /// over the bytes, before anything is allocated for the values: strings are
 /// skipped (brackets inside them do not count) and everything else is
 /// counted, without checking that the text is JSON (the parser does that
-/// next). Memory is bounded by the depth limit. Returns the number of
-/// object keys in the whole text.
-pub(crate) fn prescan(bytes: &[u8], limits: Limits) -> Result<usize, Violation> {
-    let mut open: Vec<Open> = Vec::with_capacity(limits.depth.min(64));
-    let mut keys = 0;
+/// next). Memory is bounded by the depth limit.
+pub(crate) fn prescan(bytes: &[u8], limits: Limits) -> Result<(), Violation> {
+    // The containers around `current`, innermost last. `current` starts as
+    // the top level, which holds one value and is not counted.
+    let mut enclosing: Vec<Open> = Vec::new();
+    let mut current = Open {
+        object: false,
+        members: 0,
+        limit: usize::MAX,
+        expecting: false,
+    };
     let mut at = 0;
     while let Some(&byte) = bytes.get(at) {
+        at += 1;
         match byte {
-            b' ' | b'\t' | b'\n' | b'\r' | b':' => {}
+            b' ' | b'\t' | b'\n' | b'\r' | b':' => continue,
             b',' => {
-                if let Some(top) = open.last_mut() {
-                    top.expecting = true;
-                }
+                current.expecting = true;
+                continue;
             }
             b']' | b'}' => {
-                open.pop();
+                if let Some(outer) = enclosing.pop() {
+                    current = outer;
+                }
+                continue;
             }
-            _ => {
-                if let Some(top) = open.last_mut() {
-                    if top.expecting {
-                        top.expecting = false;
-                        top.members += 1;
-                        keys += usize::from(top.object);
-                        check_members(top, limits)?;
-                    }
-                }
-                match byte {
-                    b'"' => at = string_end(bytes, at + 1),
-                    b'[' | b'{' => {
-                        if open.len() >= limits.depth {
-                            return Err(Violation::new(
-                                Violation::TOO_DEEP,
-                                400,
-                                None,
-                                Some("maxDepth"),
-                                format!(
-                                    "the body nests arrays and objects deeper than {} levels",
-                                    limits.depth
-                                ),
-                            ));
-                        }
-                        open.push(Open {
-                            object: byte == b'{',
-                            members: 0,
-                            expecting: true,
-                        });
-                    }
-                    _ => {}
-                }
+            _ => {}
+        }
+        if current.expecting {
+            current.expecting = false;
+            current.members += 1;
+            if current.members > current.limit {
+                return Err(too_large(current.object, limits));
             }
         }
-        at += 1;
-    }
-    Ok(keys)
-}
-
-fn check_members(container: &Open, limits: Limits) -> Result<(), Violation> {
-    let (limit, rule, what) = if container.object {
-        (limits.keys, "maxObjectKeys", "an object has more than")
-    } else {
-        (limits.items, "maxArrayItems", "an array has more than")
-    };
-    if container.members > limit {
-        let unit = if container.object { "keys" } else { "items" };
-        return Err(Violation::new(
-            Violation::TOO_LARGE,
-            400,
-            None,
-            Some(rule),
-            format!("{what} {limit} {unit}"),
-        ));
+        match byte {
+            b'"' => at = string_end(bytes, at) + 1,
+            b'[' | b'{' => {
+                if enclosing.len() >= limits.depth {
+                    return Err(Violation::new(
+                        Violation::TOO_DEEP,
+                        400,
+                        None,
+                        Some("maxDepth"),
+                        format!(
+                            "the body nests arrays and objects deeper than {} levels",
+                            limits.depth
+                        ),
+                    ));
+                }
+                let object = byte == b'{';
+                enclosing.push(current);
+                current = Open {
+                    object,
+                    members: 0,
+                    limit: if object { limits.keys } else { limits.items },
+                    expecting: true,
+                };
+            }
+            _ => {}
+        }
     }
     Ok(())
 }
 
+fn too_large(object: bool, limits: Limits) -> Violation {
+    let (rule, what) = if object {
+        (
+            "maxObjectKeys",
+            format!("an object has more than {} keys", limits.keys),
+        )
+    } else {
+        (
+            "maxArrayItems",
+            format!("an array has more than {} items", limits.items),
+        )
+    };
+    Violation::new(Violation::TOO_LARGE, 400, None, Some(rule), what)
+}
+
 /// The index of the `"` closing the string whose contents start at `at`
-/// (or the end of the input).
+/// (or the end of the input). Most strings are short keys: their first 64
+/// bytes are looked at one by one, the rest of a longer string with `memchr`.
 fn string_end(bytes: &[u8], mut at: usize) -> usize {
+    let short = at.saturating_add(64).min(bytes.len());
+    while at < short {
+        match bytes.get(at) {
+            Some(b'"') => return at,
+            Some(b'\\') => at += 2,
+            _ => at += 1,
+        }
+    }
     while let Some(rest) = bytes.get(at..) {
         match memchr::memchr2(b'"', b'\\', rest) {
             Some(found) if rest.get(found) == Some(&b'"') => return at + found,
@@ -173,42 +193,103 @@ fn string_end(bytes: &[u8], mut at: usize) -> usize {
 }
 
 /// Parses JSON into a [`Value`], refusing objects with a duplicate key (the
-/// upstream's parser might keep the other one). `keys` is the number of
-/// object keys [`prescan`] counted: the parsed objects hold fewer exactly
-/// when a key was repeated (the parser keeps the last).
-pub(crate) fn parse(bytes: &[u8], keys: usize) -> Result<Value, Violation> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|error| {
-        let what = if error.is_eof() {
-            "the body ends before the JSON value does"
+/// upstream's parser might keep the other one).
+pub(crate) fn parse(bytes: &[u8]) -> Result<Value, Violation> {
+    let malformed =
+        |rule, what: String| Violation::new(Violation::MALFORMED_JSON, 400, None, Some(rule), what);
+    // Checking UTF-8 up front (vectorized) and parsing text is faster than
+    // parsing bytes, whose strings are checked one by one.
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| malformed("encoding", "the body is not UTF-8".to_owned()))?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = StrictValue
+        .deserialize(&mut deserializer)
+        .and_then(|value| deserializer.end().map(|()| value));
+    value.map_err(|error| {
+        let (rule, what) = if error.is_data() {
+            ("uniqueKeys", "an object has a duplicate key")
+        } else if error.is_eof() {
+            ("syntax", "the body ends before the JSON value does")
         } else {
-            "the body is not valid JSON"
+            ("syntax", "the body is not valid JSON")
         };
-        Violation::new(
-            Violation::MALFORMED_JSON,
-            400,
-            None,
-            Some("syntax"),
-            format!("{what} (line {}, column {})", error.line(), error.column()),
-        )
-    })?;
-    if count_keys(&value) != keys {
-        return Err(Violation::new(
-            Violation::MALFORMED_JSON,
-            400,
-            None,
-            Some("uniqueKeys"),
-            "an object has a duplicate key",
-        ));
-    }
-    Ok(value)
+        let (line, column) = (error.line(), error.column());
+        malformed(rule, format!("{what} (line {line}, column {column})"))
+    })
 }
 
-/// The number of keys of all the objects in `value`.
-fn count_keys(value: &Value) -> usize {
-    match value {
-        Value::Array(items) => items.iter().map(count_keys).sum(),
-        Value::Object(map) => map.len() + map.values().map(count_keys).sum::<usize>(),
-        _ => 0,
+/// Builds a [`Value`] as serde_json does, failing on a duplicate key (the
+/// only error it raises itself: the parser's data errors all come from it).
+struct StrictValue;
+
+impl<'de> DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    #[inline]
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    #[inline]
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    #[inline]
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    #[inline]
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(value).map_or(Value::Null, Value::Number))
+    }
+
+    #[inline]
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    #[inline]
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    #[inline]
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    #[inline]
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(StrictValue)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    #[inline]
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some((key, value)) = map.next_entry_seed(PhantomData::<String>, StrictValue)? {
+            if object.insert(key, value).is_some() {
+                return Err(A::Error::custom("duplicate key"));
+            }
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -247,38 +328,18 @@ mod tests {
         }
     }
 
-    fn scan_and_parse(bytes: &[u8]) -> Result<Value, Violation> {
-        let limits = Limits {
-            depth: 8,
-            keys: 8,
-            items: 8,
-        };
-        parse(bytes, prescan(bytes, limits)?)
-    }
-
-    #[test]
-    fn prescan_counts_every_object_key_and_nothing_else() {
-        let limits = Limits {
-            depth: 8,
-            keys: 8,
-            items: 8,
-        };
-        let text = br#"{"a": {"b": "c,d", "e": [{"f": 1}, {}]}, "g": ["h", "i"]}"#;
-        assert_eq!(prescan(text, limits), Ok(5));
-    }
-
     #[test]
     fn parse_refuses_duplicate_keys_and_trailing_text() {
         assert_eq!(
-            scan_and_parse(br#"{"a": {"b": 1, "c": [1.5, null, true, "{\"x\": 1}"]}}"#),
+            parse(br#"{"a": {"b": 1, "c": [1.5, null, true, "{\"x\": 1}"]}}"#),
             Ok(serde_json::json!({"a": {"b": 1, "c": [1.5, null, true, "{\"x\": 1}"]}}))
         );
         let duplicate =
-            scan_and_parse(br#"{"a": [{"token": 1, "token": "s3cret"}]}"#).expect_err("duplicate");
+            parse(br#"{"a": [{"token": 1, "token": "s3cret"}]}"#).expect_err("duplicate");
         assert_eq!(duplicate.rule.as_deref(), Some("uniqueKeys"));
         assert!(!duplicate.message.contains("s3cret"), "{duplicate:?}");
         assert_eq!(
-            scan_and_parse(b"{} {}").expect_err("trailing").code,
+            parse(b"{} {}").expect_err("trailing").code,
             Violation::MALFORMED_JSON
         );
     }

@@ -19,7 +19,7 @@
 //!   `patternProperties` of itself or of what it reaches through `allOf`,
 //!   `anyOf`, `oneOf`, `if`/`then`/`else`, `dependentSchemas` and `$ref`).
 //!   `unevaluatedProperties` sees through those keywords, so a body composed
-//!   with `allOf` keeps every member its parts declare. A `anyOf`/`oneOf`
+//!   with `allOf` keeps every member its parts declare. An `anyOf`/`oneOf`
 //!   branch that accepts any object (`type: object` and nothing about its
 //!   members) gets `unevaluatedProperties: true`, so that strict mode does
 //!   not close what the spec left open.

@@ -193,6 +193,7 @@ struct Plan {
     body: Option<BodyPlan>,
 }
 
+/// An operation's `requestBody`, read before its schemas are compiled.
 struct BodyPlan {
     required: bool,
     /// (media range, pointer of its schema when it is JSON and has one).
@@ -260,14 +261,21 @@ impl ApiSpec {
                 pointer: String::new(),
                 message: error.to_string(),
             })?;
-        let compiler = jsonschema::options()
+        let parameter_compiler = jsonschema::options()
             .with_draft(Draft::Draft202012)
             .with_registry(&registry)
             .offline()
-            .with_keyword("readOnly", read_only_keyword)
             .should_validate_formats(true)
             .with_pattern_options(PatternOptions::fancy_regex().backtrack_limit(BACKTRACK_LIMIT));
-        let compile = |pointer: &str, label: &str, strict: bool| {
+        // `readOnly` refuses values in bodies only: a schema marked read-only
+        // for the properties that use it (an id) may also type a path parameter.
+        let body_compiler = parameter_compiler
+            .clone()
+            .with_keyword("readOnly", read_only_keyword);
+        let compile = |compiler: &jsonschema::ValidationOptions<'_>,
+                       pointer: &str,
+                       label: &str,
+                       strict: bool| {
             compiler
                 .build(&dialect::root_schema(&document, pointer, strict))
                 .map_err(|error| {
@@ -289,7 +297,9 @@ impl ApiSpec {
             let mut parameters = Vec::with_capacity(plan.parameters.len());
             for declared in plan.parameters {
                 let validator = match &declared.schema {
-                    Some(pointer) => Some(compile(pointer, &plan.label, false)?),
+                    Some(pointer) => {
+                        Some(compile(&parameter_compiler, pointer, &plan.label, false)?)
+                    }
                     None => None,
                 };
                 parameters.push(
@@ -303,7 +313,12 @@ impl ApiSpec {
                     let mut media = Vec::with_capacity(body.media.len());
                     for (range, schema) in body.media {
                         let schema = match schema {
-                            Some(pointer) => Some(compile(&pointer, &plan.label, options.strict)?),
+                            Some(pointer) => Some(compile(
+                                &body_compiler,
+                                &pointer,
+                                &plan.label,
+                                options.strict,
+                            )?),
                             None => None,
                         };
                         media.push(Media { range, schema });
@@ -424,7 +439,8 @@ impl RequestValidator {
     /// matches is [`Violation::UNKNOWN_ROUTE`] (404); a known path with
     /// another method is [`Violation::METHOD_NOT_ALLOWED`] (405), whose
     /// message lists the allowed methods (for the `Allow` header, take them
-    /// from [`ApiSpec::match_route`]).
+    /// from [`ApiSpec::match_route`]). `HEAD` on a template that declares
+    /// `GET` but not `HEAD` is checked as that `GET` (RFC 9110, 9.3.2).
     pub fn check_route(&self, method: &str, path: &str) -> Result<ValidatedRoute<'_>, Violation> {
         match self.spec.locate(method, path) {
             Located::Found {
@@ -437,6 +453,11 @@ impl RequestValidator {
                 path_params: params,
                 index,
             }),
+            Located::MethodNotAllowed { allowed, .. }
+                if method == "HEAD" && allowed.contains(&"GET") =>
+            {
+                self.check_route("GET", path)
+            }
             Located::MethodNotAllowed { template, allowed } => Err(Violation::new(
                 Violation::METHOD_NOT_ALLOWED,
                 405,
@@ -597,7 +618,7 @@ impl RequestValidator {
                 Ok(Value::Null)
             };
         }
-        let keys = body::prescan(
+        body::prescan(
             body,
             Limits {
                 depth: self.options.max_depth,
@@ -605,7 +626,7 @@ impl RequestValidator {
                 items: self.options.max_array_items,
             },
         )?;
-        let value = body::parse(body, keys)?;
+        let value = body::parse(body)?;
         let violation = media
             .schema
             .as_ref()

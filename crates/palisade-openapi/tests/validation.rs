@@ -130,6 +130,17 @@ fn known_path_with_another_method_is_405_listing_the_allowed_methods() {
 }
 
 #[test]
+fn head_is_checked_as_the_get_of_its_template() {
+    let v = orders();
+    let head = route(&v, "HEAD", "/orders/ord_0a1b2c3d");
+    assert_eq!(head.operation.operation_id.as_deref(), Some("getOrder"));
+    let violation = v
+        .check_route("HEAD", "/orders/ord_0a1b2c3d/payments")
+        .expect_err("no GET there");
+    assert_eq!(violation.status, 405);
+}
+
+#[test]
 fn matched_route_names_the_template_operation_and_path_parameters() {
     let v = orders();
     let route = route(&v, "POST", "/orders/ord_0a1b2c3d/payments");
@@ -833,6 +844,40 @@ fn read_only_property_in_a_request_is_rejected() {
 }
 
 #[test]
+fn read_only_schema_reused_for_a_path_parameter_accepts_values_there() {
+    let text = r##"{"openapi": "3.1.0", "info": {"title": "T"},
+      "paths": {"/things/{id}": {"put": {
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Id"}}],
+        "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Thing"}}}}}}},
+      "components": {"schemas": {
+        "Id": {"type": "string", "pattern": "^t[0-9]+$", "readOnly": true},
+        "Thing": {"type": "object", "properties": {"id": {"$ref": "#/components/schemas/Id"}, "name": {"type": "string"}}}}}}"##;
+    let v = ApiSpec::from_str(text, Path::new("things.json"))
+        .unwrap()
+        .compile_validator(ValidationOptions::default())
+        .unwrap();
+    let put = route(&v, "PUT", "/things/t1");
+    v.check_parameters(&put, None, &HeaderMap::new())
+        .expect("the path parameter is not a read-only property");
+    let bad = route(&v, "PUT", "/things/x1");
+    assert_eq!(
+        v.check_parameters(&bad, None, &HeaderMap::new())
+            .expect_err("pattern")
+            .rule
+            .as_deref(),
+        Some("pattern")
+    );
+    v.check_body(&put, br#"{"name": "n"}"#).expect("no id");
+    assert_eq!(
+        v.check_body(&put, br#"{"id": "t1", "name": "n"}"#)
+            .expect_err("read-only")
+            .pointer
+            .as_deref(),
+        Some("/id")
+    );
+}
+
+#[test]
 fn wrong_type_names_the_pointer_and_rule_but_not_the_value() {
     let v = orders();
     let mut body = new_order();
@@ -1133,5 +1178,164 @@ fn existing_fixtures_compile() {
             .rule
             .as_deref(),
         Some("maxLength")
+    );
+}
+
+// --- strict mode and composition ---------------------------------------------
+
+/// A validator for one `POST /x` operation whose JSON body has `schema`,
+/// with `components` (both JSON, written into a spec of `version`).
+fn composed(version: &str, schema: Value, components: Value) -> RequestValidator {
+    let spec = json!({
+        "openapi": version,
+        "info": {"title": "Composition"},
+        "paths": {"/x": {"post": {"requestBody": {"required": true, "content": {
+            "application/json": {"schema": schema}
+        }}}}},
+        "components": {"schemas": components},
+    });
+    ApiSpec::from_str(&spec.to_string(), Path::new("composition.json"))
+        .unwrap()
+        .compile_validator(ValidationOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn strict_mode_never_rejects_a_valid_composed_body() {
+    let components = json!({
+        "Named": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
+        "Aged": {"type": "object", "properties": {"age": {"type": "integer"}}},
+        "Person": {"allOf": [{"$ref": "#/components/schemas/Named"}, {"$ref": "#/components/schemas/Aged"}]},
+        "Free": {"type": "object"},
+    });
+    // (schema, valid bodies, invalid bodies with the pointer of their unknown field)
+    type Case = (Value, Vec<Value>, Vec<(Value, &'static str)>);
+    let cases: Vec<Case> = vec![
+        // Nested allOf of references, plus a field of its own.
+        (
+            json!({"allOf": [{"$ref": "#/components/schemas/Person"}, {"properties": {"email": {"type": "string"}}}]}),
+            vec![
+                json!({"name": "a", "age": 3, "email": "e"}),
+                json!({"name": "a"}),
+            ],
+            vec![(json!({"name": "a", "nick": "n"}), "/nick")],
+        ),
+        // anyOf: fields of every branch that matches are known.
+        (
+            json!({"anyOf": [{"$ref": "#/components/schemas/Named"}, {"$ref": "#/components/schemas/Aged"}]}),
+            vec![json!({"name": "a", "age": 3}), json!({"age": 3})],
+            vec![(json!({"age": 3, "x": 1}), "/x")],
+        ),
+        // oneOf of inline branches inside a property, and a free-form branch.
+        (
+            json!({"type": "object", "properties": {"pet": {"oneOf": [
+                {"type": "object", "required": ["barks"], "properties": {"barks": {"type": "boolean"}}},
+                {"type": "object", "required": ["meows"], "properties": {"meows": {"type": "boolean"}}}
+            ]}, "extra": {"oneOf": [{"type": "string"}, {"$ref": "#/components/schemas/Free"}]}}}),
+            vec![
+                json!({"pet": {"barks": true}}),
+                json!({"pet": {"meows": false}, "extra": {"anything": [1, 2]}}),
+                json!({"extra": "text"}),
+            ],
+            vec![(json!({"pet": {"barks": true, "wags": true}}), "/pet/wags")],
+        ),
+        // Properties with required-only oneOf branches stay closed.
+        (
+            json!({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+                   "oneOf": [{"required": ["a"]}, {"required": ["b"]}]}),
+            vec![json!({"a": "x"}), json!({"b": "y"})],
+            vec![(json!({"a": "x", "c": 1}), "/c")],
+        ),
+        // if/then/else contribute their fields.
+        (
+            json!({"type": "object", "required": ["kind"], "properties": {"kind": {"enum": ["card", "cash"]}},
+                   "if": {"properties": {"kind": {"const": "card"}}},
+                   "then": {"properties": {"last4": {"type": "string"}}},
+                   "else": {"properties": {"change": {"type": "integer"}}}}),
+            vec![
+                json!({"kind": "card", "last4": "4242"}),
+                json!({"kind": "cash", "change": 5}),
+            ],
+            vec![(json!({"kind": "cash", "last4": "4242"}), "/last4")],
+        ),
+        // Declared fields plus a typed map of the rest; and a free-form object.
+        (
+            json!({"type": "object", "properties": {"id": {"type": "string"},
+                   "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                   "blob": {"type": "object"},
+                   "tagged": {"type": "object", "properties": {"v": {"type": "integer"}}, "additionalProperties": {"type": "string"}}}}),
+            vec![
+                json!({"id": "1", "labels": {"k": "v"}, "blob": {"any": {"thing": 1}}, "tagged": {"v": 1, "w": "x"}}),
+            ],
+            vec![(json!({"id": "1", "blob": {}, "zzz": 1}), "/zzz")],
+        ),
+        // Arrays of composed items.
+        (
+            json!({"type": "array", "items": {"$ref": "#/components/schemas/Person"}}),
+            vec![json!([{"name": "a"}, {"name": "b", "age": 2}])],
+            vec![(json!([{"name": "a"}, {"name": "b", "agee": 2}]), "/1/agee")],
+        ),
+    ];
+    for version in ["3.1.0", "3.0.3"] {
+        for (schema, valid, invalid) in &cases {
+            // 3.0 has no if/then/else; the other schemas mean the same in both.
+            if version == "3.0.3" && schema.get("if").is_some() {
+                continue;
+            }
+            let v = composed(version, schema.clone(), components.clone());
+            for body in valid {
+                body_ok(&v, "POST", "/x", body);
+            }
+            for (body, pointer) in invalid {
+                let violation = body_error(&v, "POST", "/x", body);
+                assert_eq!(
+                    summary(&violation),
+                    (
+                        "palisade.schema.unknown_field",
+                        Some(*pointer),
+                        Some("unevaluatedProperties")
+                    ),
+                    "{version} {schema} {body}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn nullable_reference_with_siblings_in_3_0() {
+    let v = composed(
+        "3.0.3",
+        json!({"type": "object", "properties": {
+            "owner": {"$ref": "#/components/schemas/Named", "nullable": true, "description": "who"},
+            "count": {"type": "integer", "nullable": true, "enum": [1, 2]}
+        }}),
+        json!({"Named": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}),
+    );
+    body_ok(&v, "POST", "/x", &json!({"owner": null, "count": null}));
+    body_ok(
+        &v,
+        "POST",
+        "/x",
+        &json!({"owner": {"name": "a"}, "count": 2}),
+    );
+    assert_eq!(
+        summary(&body_error(
+            &v,
+            "POST",
+            "/x",
+            &json!({"owner": {"name": "a", "x": 1}})
+        )),
+        (
+            "palisade.schema.unknown_field",
+            Some("/owner/x"),
+            Some("unevaluatedProperties")
+        )
+    );
+    assert_eq!(
+        body_error(&v, "POST", "/x", &json!({"count": 3}))
+            .rule
+            .as_deref(),
+        Some("enum")
     );
 }

@@ -44,7 +44,7 @@ use crate::stages::identify::{identify, ConnectionIdentity};
 use crate::stages::inspect::{inspect, InspectedBody};
 use crate::stages::limit::limit;
 use crate::stages::route::{endpoint, route};
-use crate::stages::validate::{read_body, validate_body, validate_request};
+use crate::stages::validate::{allow_header, read_body, validate_body, validate_request};
 
 /// What every response body of the proxy is: the upstream's streamed body or a problem,
 /// carrying the record stage.
@@ -157,7 +157,16 @@ impl Stages for InboundPipeline {
         let (parts, body) = request.into_parts();
         let has_body = !http_body::Body::is_end_stream(&body);
         let validated = match &self.validator {
-            Some(v) => v.apply(ctx, validate_request(&v.stage, &parts, has_body))?,
+            Some(v) => {
+                let result = validate_request(&v.stage, &parts, has_body);
+                if let (Err(rejection), Some(spec)) = (&result, &self.spec) {
+                    if rejection.status() == http::StatusCode::METHOD_NOT_ALLOWED {
+                        ctx.response_headers
+                            .extend(allow_header(spec, &ctx.method, &ctx.path));
+                    }
+                }
+                v.apply(ctx, result)?
+            }
             None => None,
         };
         // Bodies stream through untouched unless a stage needs to read them.
@@ -174,7 +183,11 @@ impl Stages for InboundPipeline {
         // validate (body): size, depth and the operation's schema; unknown fields refused.
         let mut json = None;
         if let (Some(v), Some(route), Either::Right(bytes)) = (&self.validator, &validated, &body) {
-            let result = validate_body(&v.stage, route, bytes);
+            let content_type = parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            let result = validate_body(&v.stage, route, content_type, bytes);
             json = v.apply(ctx, result)?.flatten();
         }
         // inspect: injection and serialized-object payloads in path, query, headers, body.

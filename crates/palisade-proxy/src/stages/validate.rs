@@ -5,7 +5,9 @@
 use bytes::Bytes;
 use http::request::Parts;
 use http_body_util::{BodyExt, Limited};
-use palisade_openapi::{BodyExpectation, RequestValidator, ValidatedRoute, Violation};
+use palisade_openapi::{
+    ApiSpec, BodyExpectation, RequestValidator, RouteMatch, ValidatedRoute, Violation,
+};
 
 use crate::context::CountingBody;
 use crate::rejection::Rejection;
@@ -38,15 +40,33 @@ pub fn validate_request<'v>(
     Ok(route)
 }
 
-/// Checks a buffered body against the operation; returns the parsed JSON when it is JSON.
+/// The `Allow` header a 405 must carry (RFC 9110 §15.5.6): the methods the route has.
+pub fn allow_header(
+    spec: &ApiSpec,
+    method: &str,
+    path: &str,
+) -> Option<(http::HeaderName, http::HeaderValue)> {
+    match spec.match_route(method, path) {
+        RouteMatch::MethodNotAllowed { allowed, .. } => {
+            http::HeaderValue::from_str(&allowed.join(", "))
+                .ok()
+                .map(|v| (http::header::ALLOW, v))
+        }
+        _ => None,
+    }
+}
+
+/// Checks a buffered body against the operation's schema for its media type; returns the
+/// parsed JSON when it is JSON (an operation may also accept non-JSON media types).
 pub fn validate_body(
     validator: &RequestValidator,
     route: &ValidatedRoute<'_>,
+    content_type: Option<&str>,
     body: &[u8],
 ) -> Result<Option<serde_json::Value>, Rejection> {
-    match validator.body_expectation(route) {
+    match validator.body_expectation_for(route, content_type) {
         BodyExpectation::Json { .. } if !body.is_empty() => {
-            Ok(Some(validator.check_body(route, body)?))
+            Ok(Some(validator.check_body_for(route, content_type, body)?))
         }
         _ => Ok(None),
     }
