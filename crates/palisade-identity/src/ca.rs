@@ -45,6 +45,19 @@ pub struct IssuedSvid {
     pub not_after: OffsetDateTime,
 }
 
+/// An SVID signed for a public key the workload holds: no private key ever passes here.
+#[derive(Debug, Clone)]
+pub struct SignedSvid {
+    /// The identity in the certificate.
+    pub spiffe_id: SpiffeId,
+    /// The leaf certificate, PEM.
+    pub cert_pem: String,
+    /// Start of validity (a minute before issuance, for clock skew).
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+}
+
 impl CertificateAuthority {
     /// The directory holding the CA inside a state directory.
     pub fn dir(state_dir: &Path) -> PathBuf {
@@ -154,6 +167,51 @@ impl CertificateAuthority {
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
     ) -> Result<IssuedSvid, IdentityError> {
+        self.check_request(id, not_before, not_after)?;
+        let key = KeyPair::generate().map_err(IdentityError::Generate)?;
+        let cert = self.sign(id, &key, not_before, not_after)?;
+        Ok(IssuedSvid {
+            spiffe_id: id.clone(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            not_after,
+        })
+    }
+
+    /// Signs an X.509-SVID for `id` certifying `spki_der`, a DER SubjectPublicKeyInfo whose
+    /// private key the workload generated and keeps (the control plane's CSR flow). Valid
+    /// from now (less a minute of skew) for `ttl`; the same [`svid_params`] as
+    /// [`issue`](Self::issue). Supported keys: those rcgen can name (ECDSA P-256/P-384,
+    /// Ed25519, RSA); anything else is [`IdentityError::UnsupportedPublicKey`].
+    pub fn sign_public_key(
+        &self,
+        id: &SpiffeId,
+        spki_der: &[u8],
+        ttl: Duration,
+    ) -> Result<SignedSvid, IdentityError> {
+        let now = OffsetDateTime::now_utc();
+        let (not_before, not_after) = (now - BACKDATE, now + ttl);
+        self.check_request(id, not_before, not_after)?;
+        let public_key = rcgen::SubjectPublicKeyInfo::from_der(spki_der)
+            .map_err(IdentityError::UnsupportedPublicKey)?;
+        let cert = svid_params(id, not_before, not_after)?
+            .signed_by(&public_key, &self.issuer)
+            .map_err(IdentityError::Generate)?;
+        Ok(SignedSvid {
+            spiffe_id: id.clone(),
+            cert_pem: cert.pem(),
+            not_before,
+            not_after,
+        })
+    }
+
+    /// The checks every issuance makes: trust domain, workload path, non-empty validity.
+    fn check_request(
+        &self,
+        id: &SpiffeId,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<(), IdentityError> {
         if id.trust_domain() != self.trust_domain {
             return Err(IdentityError::ForeignTrustDomain {
                 id: id.to_string(),
@@ -166,14 +224,7 @@ impl CertificateAuthority {
         if not_after <= not_before {
             return Err(IdentityError::EmptyValidity);
         }
-        let key = KeyPair::generate().map_err(IdentityError::Generate)?;
-        let cert = self.sign(id, &key, not_before, not_after)?;
-        Ok(IssuedSvid {
-            spiffe_id: id.clone(),
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            not_after,
-        })
+        Ok(())
     }
 
     fn sign(

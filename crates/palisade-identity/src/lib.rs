@@ -11,19 +11,21 @@
 
 mod ca;
 mod spiffe;
+mod store;
 mod svid;
 pub mod tls;
 
 use std::path::PathBuf;
 
 pub use ca::{
-    svid_params, write_svid_dir, CertificateAuthority, IssuedSvid, CA_CERT_FILE, CA_KEY_FILE,
-    DEFAULT_SVID_TTL,
+    svid_params, write_svid_dir, CertificateAuthority, IssuedSvid, SignedSvid, CA_CERT_FILE,
+    CA_KEY_FILE, DEFAULT_SVID_TTL,
 };
 pub use spiffe::{validate_trust_domain, SpiffeId, SpiffeIdError, MAX_SPIFFE_ID_LEN};
+pub use store::{CurrentSvid, Revocations, SvidStore};
 pub use svid::{
-    load_roots, read_certs, svid_identity, SvidError, SvidMaterial, BUNDLE_FILE, SVID_CERT_FILE,
-    SVID_KEY_FILE,
+    load_roots, read_certs, svid_facts, svid_identity, CertificateFacts, SvidError, SvidMaterial,
+    BUNDLE_FILE, SVID_CERT_FILE, SVID_KEY_FILE,
 };
 
 /// Errors from managing identities on disk.
@@ -106,9 +108,20 @@ pub enum IdentityError {
     /// `not_after` is not after `not_before`.
     #[error("certificate validity window is empty")]
     EmptyValidity,
+    /// A public key handed in for signing (from a CSR) is malformed or of an unsupported type.
+    #[error("unsupported or malformed public key: {0}")]
+    UnsupportedPublicKey(rcgen::Error),
     /// Key or certificate generation failed.
     #[error("certificate generation failed: {0}")]
     Generate(rcgen::Error),
+    /// A renewed SVID names another identity than the one in use.
+    #[error("renewed SVID is for {offered}, but this workload is {current}")]
+    IdentityChanged {
+        /// The identity in use.
+        current: String,
+        /// The identity of the offered SVID.
+        offered: String,
+    },
     /// Building a TLS configuration failed.
     #[error("TLS configuration: {0}")]
     Tls(String),

@@ -49,6 +49,14 @@ pub enum SvidError {
         /// The trusted trust domains, comma-separated.
         trusted: String,
     },
+    /// The SVID (by serial or by SPIFFE ID) is on the control plane's revocation list.
+    #[error("SVID of {id} (serial {serial}) has been revoked")]
+    Revoked {
+        /// The presented ID.
+        id: String,
+        /// Its serial number, hex.
+        serial: String,
+    },
     /// The server presented a valid SVID, but not the identity configured for it.
     #[error("server presented {presented}, but {expected} was expected")]
     UnexpectedServerIdentity {
@@ -65,6 +73,7 @@ impl SvidError {
         match self {
             SvidError::ForeignTrustDomain { .. } => "palisade.identity.foreign_trust_domain",
             SvidError::UnexpectedServerIdentity { .. } => "palisade.identity.server_mismatch",
+            SvidError::Revoked { .. } => "palisade.identity.revoked",
             _ => "palisade.identity.invalid_svid",
         }
     }
@@ -105,6 +114,38 @@ pub fn svid_identity(cert: &CertificateDer<'_>) -> Result<SpiffeId, SvidError> {
         return Err(SvidError::MissingDigitalSignature);
     }
     Ok(id)
+}
+
+/// What a verifier or a renewal schedule needs to know about a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFacts {
+    /// Serial number, lower-case hex without separators.
+    pub serial: String,
+    /// Start of validity.
+    pub not_before: time::OffsetDateTime,
+    /// End of validity.
+    pub not_after: time::OffsetDateTime,
+}
+
+/// Serial number and validity of a certificate.
+pub fn svid_facts(cert: &CertificateDer<'_>) -> Result<CertificateFacts, SvidError> {
+    let (_, x509) = X509Certificate::from_der(cert.as_ref())
+        .map_err(|e| SvidError::Malformed(e.to_string()))?;
+    let serial = x509
+        .raw_serial()
+        .iter()
+        .skip_while(|b| **b == 0)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    Ok(CertificateFacts {
+        serial: if serial.is_empty() {
+            "00".into()
+        } else {
+            serial
+        },
+        not_before: x509.validity().not_before.to_datetime(),
+        not_after: x509.validity().not_after.to_datetime(),
+    })
 }
 
 /// A workload's SVID, its private key and the trust bundle, loaded from an SVID directory.

@@ -13,7 +13,8 @@ use rustls::{
     RootCertStore, ServerConfig, SignatureScheme,
 };
 
-use crate::svid::{svid_identity, SvidError, SvidMaterial};
+use crate::store::{Revocations, SvidStore};
+use crate::svid::{svid_facts, svid_identity, SvidError, SvidMaterial};
 use crate::{IdentityError, SpiffeId};
 
 /// ALPN protocols the inbound listener offers, most preferred first.
@@ -34,6 +35,7 @@ fn svid_rejection(err: SvidError) -> rustls::Error {
 pub struct SvidClientVerifier {
     chain: Arc<dyn ClientCertVerifier>,
     trust_domains: Vec<String>,
+    revocations: Arc<Revocations>,
 }
 
 impl SvidClientVerifier {
@@ -45,8 +47,31 @@ impl SvidClientVerifier {
         Ok(SvidClientVerifier {
             chain,
             trust_domains,
+            revocations: Revocations::new(),
         })
     }
+
+    /// Also refuses SVIDs on `revocations` (shared, updated in place).
+    pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Self {
+        self.revocations = revocations;
+        self
+    }
+}
+
+/// Refuses a verified SVID that the control plane has revoked.
+fn check_revocation(
+    revocations: &Revocations,
+    cert: &CertificateDer<'_>,
+    id: &SpiffeId,
+) -> Result<(), rustls::Error> {
+    let serial = svid_facts(cert).map_err(svid_rejection)?.serial;
+    if revocations.is_revoked(&serial, id.as_str()) {
+        return Err(svid_rejection(SvidError::Revoked {
+            id: id.to_string(),
+            serial,
+        }));
+    }
+    Ok(())
 }
 
 impl ClientCertVerifier for SvidClientVerifier {
@@ -78,6 +103,7 @@ impl ClientCertVerifier for SvidClientVerifier {
                 trusted: self.trust_domains.join(", "),
             }));
         }
+        check_revocation(&self.revocations, end_entity, &id)?;
         Ok(ClientCertVerified::assertion())
     }
 
@@ -112,6 +138,7 @@ pub struct SvidServerVerifier {
     roots: RootCertStore,
     expected: SpiffeId,
     provider: Arc<CryptoProvider>,
+    revocations: Arc<Revocations>,
 }
 
 impl SvidServerVerifier {
@@ -121,7 +148,14 @@ impl SvidServerVerifier {
             roots,
             expected,
             provider: provider(),
+            revocations: Revocations::new(),
         }
+    }
+
+    /// Also refuses server SVIDs on `revocations` (shared, updated in place).
+    pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Self {
+        self.revocations = revocations;
+        self
     }
 }
 
@@ -149,6 +183,7 @@ impl ServerCertVerifier for SvidServerVerifier {
                 presented: id.to_string(),
             }));
         }
+        check_revocation(&self.revocations, end_entity, &id)?;
         Ok(ServerCertVerified::assertion())
     }
 
@@ -193,13 +228,28 @@ pub fn inbound_server_config(
     svid: &SvidMaterial,
     trust_domains: Vec<String>,
 ) -> Result<ServerConfig, IdentityError> {
-    let verifier = SvidClientVerifier::new(svid.roots.clone(), trust_domains)?;
+    inbound_server_config_from(
+        SvidStore::new(svid)?,
+        svid.roots.clone(),
+        trust_domains,
+        Revocations::new(),
+    )
+}
+
+/// [`inbound_server_config`] over a live [`SvidStore`] (renewed SVIDs are served from the
+/// next handshake on) that also refuses revoked callers.
+pub fn inbound_server_config_from(
+    store: Arc<SvidStore>,
+    roots: RootCertStore,
+    trust_domains: Vec<String>,
+    revocations: Arc<Revocations>,
+) -> Result<ServerConfig, IdentityError> {
+    let verifier = SvidClientVerifier::new(roots, trust_domains)?.with_revocations(revocations);
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| IdentityError::Tls(e.to_string()))?
         .with_client_cert_verifier(Arc::new(verifier))
-        .with_single_cert(svid.chain.clone(), svid.key.clone_key())
-        .map_err(|e| IdentityError::Tls(e.to_string()))?;
+        .with_cert_resolver(store);
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     Ok(config)
 }
@@ -211,14 +261,28 @@ pub fn outbound_client_config(
     svid: &SvidMaterial,
     expected: SpiffeId,
 ) -> Result<ClientConfig, IdentityError> {
-    let verifier = SvidServerVerifier::new(svid.roots.clone(), expected);
-    ClientConfig::builder_with_provider(provider())
+    outbound_client_config_from(
+        SvidStore::new(svid)?,
+        svid.roots.clone(),
+        expected,
+        Revocations::new(),
+    )
+}
+
+/// [`outbound_client_config`] over a live [`SvidStore`] that also refuses revoked servers.
+pub fn outbound_client_config_from(
+    store: Arc<SvidStore>,
+    roots: RootCertStore,
+    expected: SpiffeId,
+    revocations: Arc<Revocations>,
+) -> Result<ClientConfig, IdentityError> {
+    let verifier = SvidServerVerifier::new(roots, expected).with_revocations(revocations);
+    Ok(ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| IdentityError::Tls(e.to_string()))?
         .dangerous() // Not dangerous here: the custom verifier is stricter than WebPKI's.
         .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_client_auth_cert(svid.chain.clone(), svid.key.clone_key())
-        .map_err(|e| IdentityError::Tls(e.to_string()))
+        .with_client_cert_resolver(store))
 }
 
 /// Why a TLS handshake failed, as a stable code and a human-readable detail.

@@ -142,3 +142,35 @@ fn refuses_an_invalid_trust_domain_naming_the_rule() {
     let err = CertificateAuthority::init(dir.path(), "Example.org", false).unwrap_err();
     assert!(err.to_string().contains("invalid character 'E'"), "{err}");
 }
+
+#[test]
+fn signs_a_workload_public_key_without_seeing_its_private_key() {
+    use rcgen::PublicKeyData;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = CertificateAuthority::init(dir.path(), "example.org", false).unwrap();
+    let workload_key = rcgen::KeyPair::generate().unwrap();
+    let spki = workload_key.subject_public_key_info();
+    let billing = id("spiffe://example.org/ns/prod/sa/billing");
+    let signed = ca
+        .sign_public_key(&billing, &spki, DEFAULT_SVID_TTL)
+        .unwrap();
+    assert!(signed.not_before < signed.not_after);
+
+    let der = rustls_pemfile::certs(&mut signed.cert_pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap();
+    let (_, cert) = X509Certificate::from_der(der.as_ref()).unwrap();
+    assert_eq!(cert.public_key().raw, spki.as_slice());
+    assert_eq!(palisade_identity::svid_identity(&der).unwrap(), billing);
+
+    let foreign = id("spiffe://other.org/ns/prod/sa/billing");
+    assert!(matches!(
+        ca.sign_public_key(&foreign, &spki, DEFAULT_SVID_TTL),
+        Err(IdentityError::ForeignTrustDomain { .. })
+    ));
+    assert!(matches!(
+        ca.sign_public_key(&billing, b"not a key", DEFAULT_SVID_TTL),
+        Err(IdentityError::UnsupportedPublicKey(_))
+    ));
+}

@@ -11,6 +11,7 @@
 //! audit record.
 
 pub mod context;
+pub mod identity;
 pub mod pipeline;
 pub mod rejection;
 mod server;
@@ -23,8 +24,7 @@ use std::sync::Arc;
 
 use palisade_audit::AuditHandle;
 use palisade_config::{Config, LimitBackend, RateSetting, ServiceConfig, StageMode};
-use palisade_identity::tls::{inbound_server_config, outbound_client_config};
-use palisade_identity::{IdentityError, SvidMaterial};
+use palisade_identity::IdentityError;
 use palisade_inspect::{InspectOptions, Inspector};
 use palisade_openapi::{ApiSpec, RequestValidator, SpecError, ValidationOptions};
 use palisade_policy::{spawn_reloader, PolicyEngine, PolicyError, ReloadWatcher, ServiceInfo};
@@ -34,6 +34,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use crate::identity::SidecarIdentity;
 use crate::pipeline::{Guarded, InboundPipeline, OutboundPipeline};
 use crate::stages::forward::{LocalUpstream, MeshTarget};
 
@@ -133,8 +134,13 @@ pub struct RunningSidecar {
     pub outbound_addr: Option<SocketAddr>,
     /// The policy engine, for inspection (generation, reload).
     pub policy: Arc<PolicyEngine>,
+    /// The live SVID and revocation set (renewals and revocation updates go here).
+    pub identity: Arc<SidecarIdentity>,
     shutdown: watch::Sender<bool>,
+    /// The listeners, which drain on shutdown.
     tasks: Vec<JoinHandle<()>>,
+    /// Loops that run until stopped (SVID directory watch).
+    background: Vec<JoinHandle<()>>,
     _reloader: ReloadWatcher,
 }
 
@@ -155,7 +161,13 @@ impl Sidecar {
                 name: service.to_owned(),
                 config: config.file.clone(),
             })?;
-        let svid = load_svid(own)?;
+        let identity = Arc::new(
+            SidecarIdentity::load(own.svid_dir.clone(), &own.spiffe_id, &config.trust_domain)
+                .map_err(|source| ProxyError::Identity {
+                    service: service.to_owned(),
+                    source,
+                })?,
+        );
         let (infos, mut specs) = load_services(config)?;
         let policy = Arc::new(PolicyEngine::new(infos, config.policy_dir.clone())?);
         match policy.reload() {
@@ -166,12 +178,11 @@ impl Sidecar {
         }
         let reloader = spawn_reloader(policy.clone())?;
 
-        let tls =
-            inbound_server_config(&svid, vec![config.trust_domain.clone()]).map_err(|source| {
-                ProxyError::Identity {
-                    service: service.to_owned(),
-                    source,
-                }
+        let tls = identity
+            .server_config()
+            .map_err(|source| ProxyError::Identity {
+                service: service.to_owned(),
+                source,
             })?;
         let spec = specs.remove(&own.name);
         let inbound = Arc::new(InboundPipeline {
@@ -199,12 +210,11 @@ impl Sidecar {
         if let Some(addr) = own.outbound {
             let mut targets = HashMap::new();
             for target in config.services.iter().filter(|s| s.name != own.name) {
-                let tls =
-                    outbound_client_config(&svid, target.spiffe_id.clone()).map_err(|source| {
-                        ProxyError::Identity {
-                            service: service.to_owned(),
-                            source,
-                        }
+                let tls = identity
+                    .client_config(target.spiffe_id.clone())
+                    .map_err(|source| ProxyError::Identity {
+                        service: service.to_owned(),
+                        source,
                     })?;
                 targets.insert(
                     target.name.clone(),
@@ -218,6 +228,7 @@ impl Sidecar {
             }
             let outbound = Arc::new(OutboundPipeline {
                 own_id: own.spiffe_id.clone(),
+                identity: identity.clone(),
                 targets,
                 audit,
             });
@@ -227,13 +238,16 @@ impl Sidecar {
                 listener, outbound, watch_rx,
             )));
         }
+        let background = vec![tokio::spawn(identity.clone().watch_svid_dir())];
         tracing::info!(service, %inbound_addr, ?outbound_addr, upstream = %own.upstream, "sidecar started");
         Ok(RunningSidecar {
             inbound_addr,
             outbound_addr,
             policy,
+            identity,
             shutdown,
             tasks,
+            background,
             _reloader: reloader,
         })
     }
@@ -242,6 +256,9 @@ impl Sidecar {
 impl RunningSidecar {
     /// Stops accepting, lets in-flight requests finish (bounded), and returns.
     pub async fn shutdown(mut self) {
+        for task in self.background.drain(..) {
+            task.abort();
+        }
         let _ = self.shutdown.send(true);
         for task in self.tasks.drain(..) {
             let _ = task.await;
@@ -251,7 +268,7 @@ impl RunningSidecar {
 
 impl Drop for RunningSidecar {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for task in self.tasks.iter().chain(&self.background) {
             task.abort();
         }
     }
@@ -334,23 +351,6 @@ fn inspector(service: &ServiceConfig) -> Option<Guarded<Inspector>> {
             ..InspectOptions::default()
         }),
     })
-}
-
-fn load_svid(service: &ServiceConfig) -> Result<SvidMaterial, ProxyError> {
-    let svid =
-        SvidMaterial::load_dir(&service.svid_dir).map_err(|source| ProxyError::Identity {
-            service: service.name.clone(),
-            source,
-        })?;
-    if svid.spiffe_id != service.spiffe_id {
-        return Err(ProxyError::WrongSvid {
-            service: service.name.clone(),
-            dir: service.svid_dir.clone(),
-            expected: service.spiffe_id.to_string(),
-            found: svid.spiffe_id.to_string(),
-        });
-    }
-    Ok(svid)
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ProxyError> {

@@ -37,6 +37,7 @@ use palisade_ratelimit::RateLimiter;
 use crate::context::{
     Caller, CountingBody, Outcome, Recorder, RecordingBody, RequestContext, REQUEST_ID_HEADER,
 };
+use crate::identity::SidecarIdentity;
 use crate::rejection::{problem_body, Rejection};
 use crate::stages::authorize::{authorize, Call};
 use crate::stages::forward::{CountedBody, LocalUpstream, MeshTarget};
@@ -262,6 +263,8 @@ impl HandleRequest for InboundPipeline {
 pub struct OutboundPipeline {
     /// This sidecar's own workload identity (the caller of every outbound request).
     pub own_id: SpiffeId,
+    /// Its live SVID: an expired one stops outbound calls (fail closed).
+    pub identity: Arc<SidecarIdentity>,
     /// The configured services this one may address, by name.
     pub targets: HashMap<String, MeshTarget>,
     /// Where records go.
@@ -275,11 +278,16 @@ impl Stages for OutboundPipeline {
         _connection: &ConnectionInfo,
         request: Request<CountedBody>,
     ) -> Result<Response<Incoming>, Rejection> {
-        // identify: the outbound listener is bound to loopback for the local workload only.
+        // identify: the outbound listener is bound to loopback for the local workload only,
+        // whose SVID must still be valid (fail closed until a renewal succeeds).
         ctx.caller = Some(Caller {
             id: self.own_id.clone(),
             auth: AuthMethod::Mtls,
         });
+        if let Err(expired_at) = self.identity.check_own_validity(ctx.received_at) {
+            tracing::error!(spiffe_id = %self.own_id, %expired_at, "own SVID expired; refusing outbound calls until it is renewed");
+            return Err(Rejection::OwnIdentityExpired { expired_at });
+        }
         // route: the Host header names the target service.
         let target = self.target_of(&request)?;
         ctx.service = target.name().to_owned();

@@ -44,6 +44,12 @@ pub enum Rejection {
         /// The timeout.
         seconds: u64,
     },
+    /// This workload's own SVID has expired and no renewal succeeded yet.
+    #[error("this workload's SVID expired at {expired_at}; calls are refused until it is renewed")]
+    OwnIdentityExpired {
+        /// When it expired.
+        expired_at: time::OffsetDateTime,
+    },
     /// The caller spent its rate-limit budget.
     #[error("{caller} exceeded its rate limit; retry after {retry_after_secs} s")]
     RateLimited {
@@ -127,6 +133,7 @@ impl Rejection {
             Rejection::PolicyUnavailable { .. } => "palisade.policy.unavailable",
             Rejection::UpstreamUnavailable { .. } => "palisade.upstream.unavailable",
             Rejection::UpstreamTimeout { .. } => "palisade.upstream.timeout",
+            Rejection::OwnIdentityExpired { .. } => "palisade.identity.expired",
             Rejection::RateLimited { .. } => "palisade.ratelimit.exceeded",
             Rejection::RateLimitUnavailable => "palisade.ratelimit.unavailable",
             Rejection::SchemaViolation { code, .. } => code,
@@ -148,7 +155,8 @@ impl Rejection {
             // Fail closed, but say it is the proxy's state, not the caller's fault.
             Rejection::PolicyUnavailable { .. }
             | Rejection::AuditUnavailable
-            | Rejection::RateLimitUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            | Rejection::RateLimitUnavailable
+            | Rejection::OwnIdentityExpired { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Rejection::SchemaViolation { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
@@ -173,6 +181,7 @@ impl Rejection {
             Rejection::PolicyUnavailable { .. } => "Policy unavailable",
             Rejection::UpstreamUnavailable { .. } => "Upstream unavailable",
             Rejection::UpstreamTimeout { .. } => "Upstream timeout",
+            Rejection::OwnIdentityExpired { .. } => "Workload identity expired",
             Rejection::RateLimited { .. } => "Rate limit exceeded",
             Rejection::RateLimitUnavailable => "Rate limiting unavailable",
             Rejection::SchemaViolation { .. } => "Request does not match the API specification",

@@ -206,6 +206,11 @@ outbound = "{orders_outbound}"
         addr
     }
 
+    /// A handle on the shared audit log, for sidecars a test starts itself.
+    pub fn audit_handle(&self) -> palisade_audit::AuditHandle {
+        self.writer.as_ref().unwrap().handle()
+    }
+
     /// Stops every sidecar, flushes the audit log and returns every record in it.
     pub async fn finish(mut self) -> Vec<AuditRecord> {
         for sidecar in self.sidecars.drain(..) {

@@ -1,0 +1,26 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod api;
+mod audit;
+mod certs;
+mod client;
+mod error;
+mod problem;
+mod server;
+mod state;
+mod tls;
+
+pub use audit::{admin_audit_record, AdminAction};
+pub use certs::{normalize_serial, serial_hex};
+pub use client::{ControlClient, REQUEST_TIMEOUT};
+pub use error::ControlError;
+pub use problem::{Problem, Reason, Refusal};
+pub use server::{
+    ControlServer, ControlServerConfig, RunningControl, AUDIT_SERVICE, CONTROL_SVID_TTL,
+    DRAIN_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_BODY_BYTES,
+};
+pub use state::{
+    ControlState, RevocationList, CONTROL_DB_FILE, CONTROL_ID_PATH, JOIN_TOKEN_PREFIX,
+    SCHEMA_VERSION,
+};

@@ -1,0 +1,181 @@
+//! The control plane's rustls pieces: an optional-but-checked client certificate
+//! verifier, a server certificate that can be swapped while serving, and client configs.
+
+use std::sync::{Arc, RwLock};
+
+use palisade_identity::tls::{SvidClientVerifier, SvidServerVerifier};
+use palisade_identity::{IssuedSvid, SpiffeId, SvidMaterial};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::{
+    ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
+
+use crate::ControlError;
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn tls_error(e: impl std::fmt::Display) -> ControlError {
+    ControlError::Tls(e.to_string())
+}
+
+/// A client certificate is optional (joining workloads have none yet), but one that is
+/// presented must pass every check of the sidecars' [`SvidClientVerifier`]: chain to the
+/// bundle, validity, clientAuth, X.509-SVID shape, trust domain. Endpoints that need an
+/// identity check for it themselves.
+#[derive(Debug)]
+struct OptionalSvidClientVerifier(SvidClientVerifier);
+
+impl ClientCertVerifier for OptionalSvidClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.0.verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// The server's certificate and key, replaced when the control plane rotates its SVID.
+/// New handshakes get the new one; open connections keep theirs.
+#[derive(Debug)]
+pub(crate) struct RotatingCert {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl RotatingCert {
+    pub fn new(key: CertifiedKey) -> Self {
+        RotatingCert {
+            current: RwLock::new(Arc::new(key)),
+        }
+    }
+
+    pub fn replace(&self, key: CertifiedKey) {
+        // A writer cannot panic half-way through an Arc swap, so a poisoned lock still
+        // holds a whole value.
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(key);
+    }
+}
+
+impl ResolvesServerCert for RotatingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone(),
+        )
+    }
+}
+
+/// Turns an SVID (certificate and key PEM) into what rustls serves.
+pub(crate) fn certified_key(svid: &IssuedSvid) -> Result<CertifiedKey, ControlError> {
+    let chain = rustls_pemfile::certs(&mut svid.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(tls_error)?;
+    let key = rustls_pemfile::private_key(&mut svid.key_pem.as_bytes())
+        .map_err(tls_error)?
+        .ok_or_else(|| ControlError::Tls("the control plane SVID has no private key".into()))?;
+    let signing_key = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(tls_error)?;
+    Ok(CertifiedKey::new(chain, signing_key))
+}
+
+/// A root store holding every certificate of a PEM bundle.
+pub(crate) fn roots_from_pem(bundle_pem: &str) -> Result<RootCertStore, ControlError> {
+    let mut roots = RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut bundle_pem.as_bytes()) {
+        roots.add(cert.map_err(tls_error)?).map_err(tls_error)?;
+    }
+    if roots.is_empty() {
+        return Err(ControlError::Tls(
+            "the trust bundle holds no certificate".into(),
+        ));
+    }
+    Ok(roots)
+}
+
+/// The server configuration: TLS 1.3 and 1.2, HTTP/1.1, optional client SVID.
+pub(crate) fn server_config(
+    roots: RootCertStore,
+    trust_domain: &str,
+    cert: Arc<RotatingCert>,
+) -> Result<ServerConfig, ControlError> {
+    let verifier = SvidClientVerifier::new(roots, vec![trust_domain.to_owned()])?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(tls_error)?
+        .with_client_cert_verifier(Arc::new(OptionalSvidClientVerifier(verifier)))
+        .with_cert_resolver(cert);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// A client configuration that accepts only a server presenting `expected` chained to
+/// `roots`, and presents `svid` when given.
+pub(crate) fn client_config(
+    roots: RootCertStore,
+    expected: SpiffeId,
+    svid: Option<&SvidMaterial>,
+) -> Result<ClientConfig, ControlError> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(tls_error)?
+        .dangerous() // Not dangerous here: the SVID verifier is stricter than WebPKI's.
+        .with_custom_certificate_verifier(Arc::new(SvidServerVerifier::new(roots, expected)));
+    let mut config = match svid {
+        Some(svid) => builder
+            .with_client_auth_cert(svid.chain.clone(), svid.key.clone_key())
+            .map_err(tls_error)?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
