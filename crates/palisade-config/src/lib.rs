@@ -25,6 +25,8 @@
 
 mod guard;
 
+use guard::Report as _;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -57,6 +59,32 @@ pub struct Config {
     pub audit: AuditSettings,
     /// The services, in file order.
     pub services: Vec<ServiceConfig>,
+    /// The control plane, when sidecars get and renew their SVIDs from it.
+    pub control: Option<ControlSettings>,
+}
+
+/// `[control]`: where the control plane listens and how sidecars reach it.
+///
+/// ```toml
+/// [control]
+/// listen = "127.0.0.1:7000"          # for `palisade control serve`
+/// url = "https://127.0.0.1:7000"     # for sidecars; default: https://<listen>
+/// svid_ttl = "1h"                    # lifetime of the SVIDs it issues
+/// revocation_poll = "5s"             # how often sidecars fetch the revocation list
+/// bundle = "state/ca/ca.pem"         # trust bundle to verify the control plane; default <state_dir>/ca/ca.pem
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlSettings {
+    /// Listen address of `palisade control serve`.
+    pub listen: Option<SocketAddr>,
+    /// The URL sidecars use.
+    pub url: String,
+    /// Lifetime of issued SVIDs (renewed at half of it).
+    pub svid_ttl: std::time::Duration,
+    /// Revocation-list polling interval; bounds how long a revoked peer stays trusted.
+    pub revocation_poll: std::time::Duration,
+    /// The trust bundle (PEM) that verifies the control plane.
+    pub bundle: PathBuf,
 }
 
 /// Where audit records are written.
@@ -216,6 +244,17 @@ struct RawConfig {
     audit: Option<RawAudit>,
     #[serde(default, rename = "service")]
     services: Vec<RawService>,
+    control: Option<Spanned<RawControl>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    listen: Option<SocketAddr>,
+    url: Option<String>,
+    svid_ttl: Option<String>,
+    revocation_poll: Option<String>,
+    bundle: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -377,6 +416,9 @@ impl Checker<'_> {
                 });
             }
         }
+        let control = raw
+            .control
+            .and_then(|c| self.control(c, &resolve, &state_dir));
         Some(Config {
             file: file.to_path_buf(),
             trust_domain,
@@ -384,6 +426,71 @@ impl Checker<'_> {
             policy_dir,
             audit: audit?,
             services,
+            control,
+        })
+    }
+
+    fn control(
+        &mut self,
+        raw: Spanned<RawControl>,
+        resolve: &dyn Fn(PathBuf) -> PathBuf,
+        state_dir: &Path,
+    ) -> Option<ControlSettings> {
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let mut duration = |value: Option<String>, field: &str, default: u64| match value {
+            None => Some(std::time::Duration::from_secs(default)),
+            Some(text) => match humantime::parse_duration(&text) {
+                Ok(d) if !d.is_zero() => Some(d),
+                Ok(_) => {
+                    self.report(
+                        span.clone(),
+                        format!("control.{field}"),
+                        "must be longer than zero".into(),
+                    );
+                    None
+                }
+                Err(e) => {
+                    self.report(
+                        span.clone(),
+                        format!("control.{field}"),
+                        format!("invalid duration {text:?}: {e}"),
+                    );
+                    None
+                }
+            },
+        };
+        let svid_ttl = duration(raw.svid_ttl, "svid_ttl", 3600);
+        let revocation_poll = duration(raw.revocation_poll, "revocation_poll", 5);
+        let url = match (raw.url, raw.listen) {
+            (Some(url), _) if url.starts_with("https://") => Some(url),
+            (Some(_), _) => {
+                self.report(
+                    span.clone(),
+                    "control.url".into(),
+                    "must be an https:// URL".into(),
+                );
+                None
+            }
+            (None, Some(listen)) => Some(format!("https://{listen}")),
+            (None, None) => {
+                self.report(
+                    span.clone(),
+                    "control".into(),
+                    "needs `url` (for sidecars) or `listen` (for the server)".into(),
+                );
+                None
+            }
+        };
+        Some(ControlSettings {
+            listen: raw.listen,
+            url: url?,
+            svid_ttl: svid_ttl?,
+            revocation_poll: revocation_poll?,
+            bundle: raw
+                .bundle
+                .map(resolve)
+                .unwrap_or_else(|| state_dir.join("ca").join("ca.pem")),
         })
     }
 

@@ -11,6 +11,7 @@
 //! audit record.
 
 pub mod context;
+pub mod control;
 pub mod identity;
 pub mod pipeline;
 pub mod rejection;
@@ -77,6 +78,22 @@ pub enum ProxyError {
     /// An OpenAPI spec failed to load.
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// The control plane could not be reached or refused to issue an SVID.
+    #[error("service {service}: control plane: {source}")]
+    Control {
+        /// The service.
+        service: String,
+        /// The cause.
+        source: palisade_control::ControlError,
+    },
+    /// A join token was given but the configuration has no `[control]` section.
+    #[error(
+        "a join token needs a control plane: add a [control] section with its url to {config}"
+    )]
+    NoControlPlane {
+        /// The configuration file.
+        config: PathBuf,
+    },
     /// The rate limiter could not be built from the configured rules.
     #[error("service {service}: rate limits: {source}")]
     RateLimit {
@@ -155,12 +172,56 @@ impl Sidecar {
         service: &str,
         audit: AuditHandle,
     ) -> Result<RunningSidecar, ProxyError> {
+        Sidecar::start_with(config, service, audit, None).await
+    }
+
+    /// [`Sidecar::start`], first joining the mesh with `join_token` when the service has no
+    /// SVID yet (needs `[control]` in the configuration). With `[control]`, the sidecar
+    /// also renews its SVID and follows the revocation list for as long as it runs.
+    pub async fn start_with(
+        config: &Config,
+        service: &str,
+        audit: AuditHandle,
+        join_token: Option<&str>,
+    ) -> Result<RunningSidecar, ProxyError> {
         let own = config
             .service(service)
             .ok_or_else(|| ProxyError::UnknownService {
                 name: service.to_owned(),
                 config: config.file.clone(),
             })?;
+        let control = match &config.control {
+            Some(settings) => Some(control::client(settings, &config.trust_domain).map_err(
+                |source| ProxyError::Control {
+                    service: service.to_owned(),
+                    source,
+                },
+            )?),
+            None if join_token.is_some() => {
+                return Err(ProxyError::NoControlPlane {
+                    config: config.file.clone(),
+                })
+            }
+            None => None,
+        };
+        if let (Some(client), Some(token), Some(settings)) = (&control, join_token, &config.control)
+        {
+            let bundle = std::fs::read_to_string(&settings.bundle).map_err(|source| {
+                ProxyError::Control {
+                    service: service.to_owned(),
+                    source: palisade_control::ControlError::Io {
+                        path: settings.bundle.clone(),
+                        source,
+                    },
+                }
+            })?;
+            control::bootstrap(client, own, token, &bundle)
+                .await
+                .map_err(|source| ProxyError::Control {
+                    service: service.to_owned(),
+                    source,
+                })?;
+        }
         let identity = Arc::new(
             SidecarIdentity::load(own.svid_dir.clone(), &own.spiffe_id, &config.trust_domain)
                 .map_err(|source| ProxyError::Identity {
@@ -238,7 +299,19 @@ impl Sidecar {
                 listener, outbound, watch_rx,
             )));
         }
-        let background = vec![tokio::spawn(identity.clone().watch_svid_dir())];
+        let mut background = vec![tokio::spawn(identity.clone().watch_svid_dir())];
+        if let (Some(client), Some(settings)) = (control, &config.control) {
+            background.push(tokio::spawn(control::renew_forever(
+                client.clone(),
+                identity.clone(),
+                own.svid_dir.clone(),
+            )));
+            background.push(tokio::spawn(control::poll_revocations(
+                client,
+                identity.clone(),
+                settings.revocation_poll,
+            )));
+        }
         tracing::info!(service, %inbound_addr, ?outbound_addr, upstream = %own.upstream, "sidecar started");
         Ok(RunningSidecar {
             inbound_addr,

@@ -1,0 +1,173 @@
+//! Sidecars with a control plane: join with a one-time token, renew the SVID at half its
+//! lifetime under traffic without a failed request, and refuse a revoked caller.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use palisade_audit::{AuditQuery, AuditWriter, SinkConfig};
+use palisade_config::Config;
+use palisade_control::{ControlServer, ControlServerConfig, ControlState, RunningControl};
+use palisade_proxy::{RunningSidecar, Sidecar};
+use palisade_testkit::{
+    client_config, free_addr, spawn_echo_app, tls_request, wait_until, TestPki,
+};
+
+const OPEN: &str = r#"permit(principal, action, resource in Palisade::Service::"spiffe://palisade.test/ns/test/sa/billing");"#;
+
+struct Setup {
+    pki: TestPki,
+    control: RunningControl,
+    billing: RunningSidecar,
+    writer: AuditWriter,
+}
+
+/// A control plane issuing `ttl` SVIDs, and billing's sidecar joined with a token.
+async fn setup(ttl: Duration) -> Setup {
+    let pki = TestPki::new("palisade.test");
+    pki.svid_dir("orders", &pki.id("orders"));
+    let root = pki.dir.path().to_path_buf();
+    std::fs::create_dir_all(root.join("policies")).unwrap();
+    std::fs::write(root.join("policies/open.cedar"), OPEN).unwrap();
+    let writer = AuditWriter::start(
+        SinkConfig::Sqlite {
+            path: root.join("audit.db"),
+        },
+        1024,
+    )
+    .unwrap();
+    let mut control_config = ControlServerConfig::new(
+        pki.state_dir(),
+        "127.0.0.1:0".parse().unwrap(),
+        "palisade.test",
+        writer.handle(),
+    );
+    control_config.svid_ttl = ttl;
+    let control = ControlServer::start(control_config).await.unwrap();
+    let app = spawn_echo_app("127.0.0.1:0".parse().unwrap(), "billing").await;
+    let text = format!(
+        "trust_domain = \"palisade.test\"\n\n[[service]]\nname = \"billing\"\nspiffe_id = \"spiffe://palisade.test/ns/test/sa/billing\"\ninbound = \"{}\"\nupstream = \"{app}\"\n\n[control]\nurl = \"https://{}\"\nrevocation_poll = \"100ms\"\n",
+        free_addr(),
+        control.addr,
+    );
+    std::fs::write(root.join("palisade.toml"), text).unwrap();
+    let config = Config::load(&root.join("palisade.toml")).unwrap();
+    let token = ControlState::open(&pki.state_dir())
+        .unwrap()
+        .create_join_token(&pki.id("billing"), Duration::from_secs(60))
+        .unwrap();
+    assert!(
+        !config.services[0].svid_dir.join("svid.pem").exists(),
+        "billing starts without an SVID"
+    );
+    let billing = Sidecar::start_with(&config, "billing", writer.handle(), Some(&token))
+        .await
+        .unwrap();
+    Setup {
+        pki,
+        control,
+        billing,
+        writer,
+    }
+}
+
+impl Setup {
+    fn orders_config(&self) -> rustls::ClientConfig {
+        let svids = self.pki.state_dir().join("svids");
+        client_config(
+            Some(&svids.join("orders")),
+            &svids.join("orders/bundle.pem"),
+            &self.pki.id("billing"),
+        )
+    }
+
+    async fn finish(self) -> Vec<palisade_audit::AuditRecord> {
+        self.billing.shutdown().await;
+        self.control.shutdown().await;
+        let db = self.pki.dir.path().join("audit.db");
+        let writer = self.writer;
+        tokio::task::spawn_blocking(move || writer.shutdown())
+            .await
+            .unwrap()
+            .unwrap();
+        palisade_audit::query(
+            &db,
+            &AuditQuery {
+                service: Some("billing".into()),
+                ..AuditQuery::default()
+            },
+        )
+        .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_with_a_token_and_rotates_under_traffic_without_a_failed_request() {
+    let setup = setup(Duration::from_secs(3)).await;
+    let identity = setup.billing.identity.clone();
+    let mut serials = HashSet::new();
+    let mut requests = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Keep calling until billing's SVID has been renewed twice (three serials served).
+    while serials.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} SVIDs seen after {requests} requests",
+            serials.len()
+        );
+        serials.insert(identity.store.current().serial.clone());
+        let response = tls_request(
+            setup.billing.inbound_addr,
+            setup.orders_config(),
+            "GET",
+            "/invoices/1",
+        )
+        .await;
+        assert_eq!(
+            response.map(|r| r.status),
+            Ok(200),
+            "request {requests} failed during rotation"
+        );
+        requests += 1;
+    }
+    let records = setup.finish().await;
+    assert_eq!(records.len(), requests);
+    assert!(records.iter().all(|r| r.status == Some(200)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_a_caller_once_the_control_plane_revokes_it() {
+    let setup = setup(Duration::from_secs(3600)).await;
+    let ok = tls_request(
+        setup.billing.inbound_addr,
+        setup.orders_config(),
+        "GET",
+        "/invoices/1",
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.status, 200);
+    ControlState::open(&setup.pki.state_dir())
+        .unwrap()
+        .revoke_spiffe_id(&setup.pki.id("orders"), "key leaked")
+        .unwrap();
+    let revocations = setup.billing.identity.revocations.clone();
+    wait_until(
+        "billing to fetch the new revocation list",
+        Duration::from_secs(10),
+        || revocations.version() > 0,
+    )
+    .await;
+    tls_request(
+        setup.billing.inbound_addr,
+        setup.orders_config(),
+        "GET",
+        "/invoices/1",
+    )
+    .await
+    .unwrap_err();
+    let records = setup.finish().await;
+    let codes: Vec<_> = records.iter().map(|r| r.code.as_deref()).collect();
+    assert_eq!(codes, [None, Some("palisade.identity.revoked")]);
+}
