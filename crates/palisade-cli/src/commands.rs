@@ -10,7 +10,14 @@ use palisade_identity::{write_svid_dir, CertificateAuthority, SpiffeId};
 use palisade_policy::{PolicySchema, PolicySet};
 use palisade_proxy::{load_services, Sidecar};
 
-use crate::{AuditCommand, AuditQueryArgs, CaCommand, Command, OutputFormat, PolicyCommand};
+use palisade_control::{
+    admin_audit_record, AdminAction, ControlServer, ControlServerConfig, ControlState,
+};
+
+use crate::{
+    AuditCommand, AuditQueryArgs, CaCommand, Command, ControlCommand, JoinTokenCommand,
+    OutputFormat, PolicyCommand,
+};
 
 /// A command's failure and the exit code it maps to (CONVENTIONS.md: 1 = a check failed,
 /// 2 = usage or configuration error).
@@ -38,7 +45,12 @@ pub fn run(command: Command) -> Result<ExitCode, Failure> {
             print!("{}", PolicySchema::generate(&services)?.schema_text());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Proxy { config, service } => proxy(&config, &service),
+        Command::Proxy {
+            config,
+            service,
+            join_token,
+        } => proxy(&config, &service, join_token.as_deref()),
+        Command::Control(command) => control(command),
         Command::Audit(AuditCommand::Query(args)) => audit_query(args),
         Command::Demo { dir, keep_running } => demo(dir, keep_running),
     }
@@ -116,16 +128,24 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .context("cannot start the async runtime")?)
 }
 
-fn proxy(path: &std::path::Path, service: &str) -> Result<ExitCode, Failure> {
-    let config = Config::load(path)?;
+fn audit_writer(config: &Config) -> Result<AuditWriter, Failure> {
     let sink = match &config.audit.sink {
         AuditSink::Sqlite { path } => SinkConfig::Sqlite { path: path.clone() },
         AuditSink::JsonLines { path } => SinkConfig::JsonLines { path: path.clone() },
     };
-    let writer = AuditWriter::start(sink, config.audit.queue_capacity)?;
+    Ok(AuditWriter::start(sink, config.audit.queue_capacity)?)
+}
+
+fn proxy(
+    path: &std::path::Path,
+    service: &str,
+    join_token: Option<&str>,
+) -> Result<ExitCode, Failure> {
+    let config = Config::load(path)?;
+    let writer = audit_writer(&config)?;
     let runtime = runtime()?;
     runtime.block_on(async {
-        let sidecar = Sidecar::start(&config, service, writer.handle()).await?;
+        let sidecar = Sidecar::start_with(&config, service, writer.handle(), join_token).await?;
         shutdown_signal().await;
         tracing::info!(service, "shutting down");
         sidecar.shutdown().await;
@@ -139,6 +159,102 @@ fn proxy(path: &std::path::Path, service: &str) -> Result<ExitCode, Failure> {
         "audit log flushed"
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn control(command: ControlCommand) -> Result<ExitCode, Failure> {
+    match command {
+        ControlCommand::Serve { config } => {
+            let config = Config::load(&config)?;
+            let listen = config
+                .control
+                .as_ref()
+                .and_then(|c| c.listen)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{}: [control] needs `listen` to serve",
+                        config.file.display()
+                    )
+                })?;
+            let writer = audit_writer(&config)?;
+            let runtime = runtime()?;
+            runtime.block_on(async {
+                let mut settings = ControlServerConfig::new(config.state_dir.clone(), listen, config.trust_domain.clone(), writer.handle());
+                if let Some(control) = &config.control {
+                    settings.svid_ttl = control.svid_ttl;
+                }
+                let server = ControlServer::start(settings).await?;
+                tracing::info!(addr = %server.addr, spiffe_id = %server.spiffe_id, "control plane serving");
+                shutdown_signal().await;
+                server.shutdown().await;
+                Ok::<_, Failure>(())
+            })?;
+            drop(runtime);
+            writer.shutdown()?;
+        }
+        ControlCommand::JoinToken(JoinTokenCommand::Create {
+            config,
+            spiffe_id,
+            ttl,
+        }) => {
+            let config = Config::load(&config)?;
+            let id: SpiffeId = spiffe_id
+                .parse()
+                .with_context(|| format!("invalid --spiffe-id {spiffe_id:?}"))?;
+            let token = ControlState::open(&config.state_dir)?.create_join_token(&id, ttl)?;
+            record_admin(
+                &config,
+                admin_audit_record(&AdminAction::JoinTokenCreated {
+                    spiffe_id: &id,
+                    ttl,
+                }),
+            )?;
+            println!("{token}");
+            eprintln!("one-time join token for {id}, valid for {}; start the sidecar with --join-token (or PALISADE_JOIN_TOKEN)", humantime::format_duration(ttl));
+        }
+        ControlCommand::Revoke {
+            config,
+            spiffe_id,
+            serial,
+            reason,
+        } => {
+            let config = Config::load(&config)?;
+            let state = ControlState::open(&config.state_dir)?;
+            let record = match (spiffe_id, serial) {
+                (Some(id), _) => {
+                    let id: SpiffeId = id
+                        .parse()
+                        .with_context(|| format!("invalid --spiffe-id {id:?}"))?;
+                    let version = state.revoke_spiffe_id(&id, &reason)?;
+                    println!("revoked every SVID of {id}; revocation list version {version}");
+                    admin_audit_record(&AdminAction::SpiffeIdRevoked {
+                        spiffe_id: &id,
+                        reason: &reason,
+                        version,
+                    })
+                }
+                (None, Some(serial)) => {
+                    let version = state.revoke_serial(&serial, &reason)?;
+                    println!("revoked SVID serial {serial}; revocation list version {version}");
+                    admin_audit_record(&AdminAction::SerialRevoked {
+                        serial: &serial,
+                        reason: &reason,
+                        version,
+                    })
+                }
+                (None, None) => return Err(anyhow::anyhow!("give --spiffe-id or --serial").into()),
+            };
+            record_admin(&config, record)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes one control-plane administration record to the configured audit sink.
+fn record_admin(config: &Config, record: palisade_audit::AuditRecord) -> Result<(), Failure> {
+    let writer = audit_writer(config)?;
+    runtime()?.block_on(writer.handle().record(record))?;
+    writer.shutdown()?;
+    Ok(())
 }
 
 /// SIGINT or SIGTERM (what Kubernetes sends).

@@ -49,7 +49,13 @@ enum Command {
         /// The service (a [[service]] name in the config) this sidecar fronts.
         #[arg(long, short)]
         service: String,
+        /// One-time token to get a first SVID from the control plane (when the service has none yet).
+        #[arg(long, env = "PALISADE_JOIN_TOKEN", hide_env_values = true)]
+        join_token: Option<String>,
     },
+    /// Run or administer the control plane (CA service: join tokens, renewal, revocation).
+    #[command(subcommand)]
+    Control(ControlCommand),
     /// Read the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -92,6 +98,50 @@ enum CaCommand {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ControlCommand {
+    /// Serve the control plane on `[control] listen`.
+    Serve {
+        /// The palisade.toml (with a [control] section).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Manage one-time join tokens.
+    #[command(subcommand)]
+    JoinToken(JoinTokenCommand),
+    /// Revoke every SVID of a SPIFFE ID, or one SVID by serial number.
+    Revoke {
+        /// The palisade.toml.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Revoke every SVID of this SPIFFE ID (and refuse to issue it new ones).
+        #[arg(long, conflicts_with = "serial", required_unless_present = "serial")]
+        spiffe_id: Option<String>,
+        /// Revoke one SVID by its serial number (hex).
+        #[arg(long)]
+        serial: Option<String>,
+        /// Why, for the audit record.
+        #[arg(long, default_value = "revoked by an operator")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JoinTokenCommand {
+    /// Create a one-time token a sidecar exchanges for its first SVID.
+    Create {
+        /// The palisade.toml.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The identity the token may obtain.
+        #[arg(long)]
+        spiffe_id: String,
+        /// How long the token stays usable, e.g. 10m.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        ttl: Duration,
     },
 }
 
@@ -157,7 +207,7 @@ fn main() -> ExitCode {
 fn init_tracing(format: LogFormat, command: &Command) {
     // A sidecar reports what it does; one-shot commands stay quiet unless asked.
     let default = match command {
-        Command::Proxy { .. } => "info",
+        Command::Proxy { .. } | Command::Control(ControlCommand::Serve { .. }) => "info",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -374,3 +374,126 @@ fn audit_query_reports_a_missing_database_as_an_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("/nonexistent/audit.db"));
 }
+
+#[test]
+fn a_sidecar_joins_with_a_cli_token_and_enforces_a_cli_revocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let upstream = runtime.block_on(palisade_testkit::spawn_echo_app(
+        "127.0.0.1:0".parse().unwrap(),
+        "billing",
+    ));
+    let inbound = free_addr();
+    let control_addr = free_addr();
+    let config = deployment(dir.path(), inbound, upstream, ALLOW_ORDERS);
+    // Billing gets its SVID from the control plane instead of `ca issue`.
+    std::fs::remove_dir_all(dir.path().join("state/svids/billing")).unwrap();
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(&format!(
+        "\n[control]\nlisten = \"{control_addr}\"\nrevocation_poll = \"200ms\"\n"
+    ));
+    std::fs::write(&config, toml).unwrap();
+    let config_s = config.to_str().unwrap();
+
+    let control = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["control", "serve", "--config", config_s])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut control = Running(control);
+    wait_for_port(control_addr, &mut control.0);
+
+    let token = palisade(&[
+        "control",
+        "join-token",
+        "create",
+        "--config",
+        config_s,
+        "--spiffe-id",
+        "spiffe://palisade.test/ns/test/sa/billing",
+    ]);
+    assert!(token.status.success(), "{}", text(&token.stderr));
+    let token = text(&token.stdout).trim().to_owned();
+    assert!(token.starts_with("pjt_"), "{token}");
+
+    let sidecar = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["proxy", "--config", config_s, "--service", "billing"])
+        .env("PALISADE_JOIN_TOKEN", &token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut sidecar = Running(sidecar);
+    wait_for_port(inbound, &mut sidecar.0);
+    assert!(
+        dir.path().join("state/svids/billing/svid.pem").is_file(),
+        "the joined SVID is written for restarts"
+    );
+
+    let svids = dir.path().join("state/svids/orders");
+    let url = format!("https://{inbound}/invoices/42");
+    let curl = |expect_ok: bool| {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-k",
+                "--cert",
+                svids.join("svid.pem").to_str().unwrap(),
+                "--key",
+                svids.join("svid.key").to_str().unwrap(),
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &url,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.success(),
+            expect_ok,
+            "{} {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    };
+    curl(true);
+    let revoke = palisade(&[
+        "control",
+        "revoke",
+        "--config",
+        config_s,
+        "--spiffe-id",
+        "spiffe://palisade.test/ns/test/sa/orders",
+        "--reason",
+        "laptop stolen",
+    ]);
+    assert!(revoke.status.success(), "{}", text(&revoke.stderr));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-k",
+                "--cert",
+                svids.join("svid.pem").to_str().unwrap(),
+                "--key",
+                svids.join("svid.key").to_str().unwrap(),
+                "-o",
+                "/dev/null",
+                &url,
+            ])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "revocation not enforced within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    curl(false);
+}
