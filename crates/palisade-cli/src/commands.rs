@@ -10,9 +10,12 @@ use palisade_identity::{write_svid_dir, CertificateAuthority, SpiffeId};
 use palisade_policy::{PolicySchema, PolicySet};
 use palisade_proxy::{load_services, Sidecar};
 
+use palisade_config::OAuthClientAuth;
 use palisade_control::{
     admin_audit_record, AdminAction, ControlServer, ControlServerConfig, ControlState,
+    OAuthSettings,
 };
+use palisade_token::{ClientAuth, RegisteredClient};
 
 use crate::{
     AuditCommand, AuditQueryArgs, CaCommand, Command, ControlCommand, JoinTokenCommand,
@@ -181,6 +184,7 @@ fn control(command: ControlCommand) -> Result<ExitCode, Failure> {
                 let mut settings = ControlServerConfig::new(config.state_dir.clone(), listen, config.trust_domain.clone(), writer.handle());
                 if let Some(control) = &config.control {
                     settings.svid_ttl = control.svid_ttl;
+                    settings.oauth = control.oauth.as_ref().map(oauth_settings).transpose()?;
                 }
                 let server = ControlServer::start(settings).await?;
                 tracing::info!(addr = %server.addr, spiffe_id = %server.spiffe_id, "control plane serving");
@@ -247,6 +251,36 @@ fn control(command: ControlCommand) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The token endpoint's settings from `[control.oauth]`: client keys are read here so a
+/// missing or unreadable file stops the server at start.
+fn oauth_settings(oauth: &palisade_config::OAuthSettings) -> Result<OAuthSettings, Failure> {
+    let mut clients = Vec::new();
+    for client in &oauth.clients {
+        let auth = match &client.auth {
+            OAuthClientAuth::TlsClientAuth => ClientAuth::TlsClientAuth,
+            OAuthClientAuth::PrivateKeyJwt { public_key } => ClientAuth::PrivateKeyJwt {
+                public_key_pem: std::fs::read_to_string(public_key).with_context(|| {
+                    format!(
+                        "cannot read the public key of OAuth client {}: {}",
+                        client.client_id,
+                        public_key.display()
+                    )
+                })?,
+            },
+        };
+        clients.push(RegisteredClient {
+            client_id: client.client_id.clone(),
+            auth,
+            scopes: client.scopes.clone().into_iter().collect(),
+        });
+    }
+    Ok(OAuthSettings {
+        clients,
+        token_ttl: oauth.token_ttl,
+        key_rotation: oauth.key_rotation,
+    })
 }
 
 /// Writes one control-plane administration record to the configured audit sink.

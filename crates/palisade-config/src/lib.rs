@@ -27,7 +27,7 @@ mod guard;
 
 use guard::Report as _;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -72,6 +72,15 @@ pub struct Config {
 /// svid_ttl = "1h"                    # lifetime of the SVIDs it issues
 /// revocation_poll = "5s"             # how often sidecars fetch the revocation list
 /// bundle = "state/ca/ca.pem"         # trust bundle to verify the control plane; default <state_dir>/ca/ca.pem
+///
+/// [control.oauth]                    # optional: the OAuth 2.0 token endpoint and JWKS
+/// token_ttl = "5m"
+/// key_rotation = "24h"
+/// [[control.oauth.client]]
+/// client_id = "spiffe://example.org/ns/prod/sa/orders"   # tls_client_auth: a SPIFFE ID
+/// auth = "tls_client_auth"                                # or "private_key_jwt"
+/// public_key = "keys/reporting.pem"                       # private_key_jwt only
+/// scopes = { billing = ["invoices:read"] }                # audience (service) -> scopes
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControlSettings {
@@ -85,6 +94,48 @@ pub struct ControlSettings {
     pub revocation_poll: std::time::Duration,
     /// The trust bundle (PEM) that verifies the control plane.
     pub bundle: PathBuf,
+    /// The OAuth 2.0 token endpoint (`[control.oauth]`), when configured.
+    pub oauth: Option<OAuthSettings>,
+}
+
+/// Default access-token lifetime of `[control.oauth]`.
+pub const DEFAULT_OAUTH_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+/// Default signing-key rotation period of `[control.oauth]`.
+pub const DEFAULT_OAUTH_KEY_ROTATION: std::time::Duration =
+    std::time::Duration::from_secs(24 * 3600);
+
+/// `[control.oauth]`: the clients that may get access tokens from the control plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthSettings {
+    /// Lifetime of the access tokens issued.
+    pub token_ttl: std::time::Duration,
+    /// How often the token signing key is replaced.
+    pub key_rotation: std::time::Duration,
+    /// The registered clients (`[[control.oauth.client]]`), in file order.
+    pub clients: Vec<OAuthClientSettings>,
+}
+
+/// One `[[control.oauth.client]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthClientSettings {
+    /// The client id: the workload's SPIFFE ID for `tls_client_auth`.
+    pub client_id: String,
+    /// How the client authenticates.
+    pub auth: OAuthClientAuth,
+    /// Audience (a configured service name) → the scopes the client may ask for on it.
+    pub scopes: BTreeMap<String, Vec<String>>,
+}
+
+/// How an OAuth client authenticates at the token endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OAuthClientAuth {
+    /// `tls_client_auth` (RFC 8705): mTLS with the X.509-SVID naming `client_id`.
+    TlsClientAuth,
+    /// `private_key_jwt` (RFC 7523): an assertion signed with the key in this PEM file.
+    PrivateKeyJwt {
+        /// The client's public key (PEM `PUBLIC KEY`), resolved against the config file.
+        public_key: PathBuf,
+    },
 }
 
 /// Where audit records are written.
@@ -255,6 +306,25 @@ struct RawControl {
     svid_ttl: Option<String>,
     revocation_poll: Option<String>,
     bundle: Option<PathBuf>,
+    oauth: Option<Spanned<RawOAuth>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOAuth {
+    token_ttl: Option<Spanned<String>>,
+    key_rotation: Option<Spanned<String>>,
+    #[serde(default, rename = "client")]
+    clients: Vec<Spanned<RawOAuthClient>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOAuthClient {
+    client_id: Spanned<String>,
+    auth: Spanned<String>,
+    public_key: Option<Spanned<PathBuf>>,
+    scopes: Spanned<BTreeMap<String, Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -416,9 +486,10 @@ impl Checker<'_> {
                 });
             }
         }
+        let service_names: HashSet<&str> = services.iter().map(|s| s.name.as_str()).collect();
         let control = raw
             .control
-            .and_then(|c| self.control(c, &resolve, &state_dir));
+            .and_then(|c| self.control(c, &resolve, &state_dir, &service_names, &trust_domain));
         Some(Config {
             file: file.to_path_buf(),
             trust_domain,
@@ -435,6 +506,8 @@ impl Checker<'_> {
         raw: Spanned<RawControl>,
         resolve: &dyn Fn(PathBuf) -> PathBuf,
         state_dir: &Path,
+        services: &HashSet<&str>,
+        trust_domain: &str,
     ) -> Option<ControlSettings> {
         let span = raw.span();
         let raw = raw.into_inner();
@@ -482,6 +555,10 @@ impl Checker<'_> {
                 None
             }
         };
+        let oauth = match raw.oauth {
+            Some(o) => Some(self.oauth(o, resolve, services, trust_domain)?),
+            None => None,
+        };
         Some(ControlSettings {
             listen: raw.listen,
             url: url?,
@@ -491,6 +568,171 @@ impl Checker<'_> {
                 .bundle
                 .map(resolve)
                 .unwrap_or_else(|| state_dir.join("ca").join("ca.pem")),
+            oauth,
+        })
+    }
+
+    /// A positive duration, or `default` when absent.
+    fn duration(
+        &mut self,
+        value: Option<Spanned<String>>,
+        field: &str,
+        default: std::time::Duration,
+    ) -> Option<std::time::Duration> {
+        let Some(text) = value else {
+            return Some(default);
+        };
+        match humantime::parse_duration(text.get_ref()) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                self.fail(&text, field.into(), "must be longer than zero".into());
+                None
+            }
+            Err(e) => {
+                let message = format!("invalid duration {:?}: {e}", text.get_ref());
+                self.fail(&text, field.into(), message);
+                None
+            }
+        }
+    }
+
+    fn oauth(
+        &mut self,
+        raw: Spanned<RawOAuth>,
+        resolve: &dyn Fn(PathBuf) -> PathBuf,
+        services: &HashSet<&str>,
+        trust_domain: &str,
+    ) -> Option<OAuthSettings> {
+        let raw = raw.into_inner();
+        let token_ttl = self.duration(
+            raw.token_ttl,
+            "control.oauth.token_ttl",
+            DEFAULT_OAUTH_TOKEN_TTL,
+        );
+        let key_rotation = self.duration(
+            raw.key_rotation,
+            "control.oauth.key_rotation",
+            DEFAULT_OAUTH_KEY_ROTATION,
+        );
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        let mut clients = Vec::new();
+        let mut valid = true;
+        for (i, client) in raw.clients.into_iter().enumerate() {
+            let field = |f: &str| format!("control.oauth.client[{i}].{f}");
+            let client = client.into_inner();
+            let client_id = client.client_id.get_ref().clone();
+            let before = self.issues.len();
+            if client_id.is_empty() {
+                self.fail(
+                    &client.client_id,
+                    field("client_id"),
+                    "must not be empty".into(),
+                );
+            }
+            if let Some(first) = ids.insert(client_id.clone(), i) {
+                self.fail(
+                    &client.client_id,
+                    field("client_id"),
+                    format!("{client_id:?} is already registered by control.oauth.client[{first}]"),
+                );
+            }
+            let auth = match (client.auth.get_ref().as_str(), client.public_key) {
+                ("tls_client_auth", public_key) => {
+                    if let Some(key) = public_key {
+                        self.fail(
+                            &key,
+                            field("public_key"),
+                            "only private_key_jwt clients have a public_key".into(),
+                        );
+                    }
+                    match client_id.parse::<SpiffeId>() {
+                        Ok(id) if id.trust_domain() != trust_domain => self.fail(
+                            &client.client_id,
+                            field("client_id"),
+                            format!("{id} is outside the configured trust domain {trust_domain:?}: no SVID of this mesh can name it"),
+                        ),
+                        Ok(_) => {}
+                        Err(e) => self.fail(
+                            &client.client_id,
+                            field("client_id"),
+                            format!("tls_client_auth needs the client's SPIFFE ID: {e}"),
+                        ),
+                    }
+                    Some(OAuthClientAuth::TlsClientAuth)
+                }
+                ("private_key_jwt", Some(key)) => {
+                    let path = resolve(key.get_ref().clone());
+                    if !path.is_file() {
+                        self.fail(
+                            &key,
+                            field("public_key"),
+                            format!("{} does not exist", path.display()),
+                        );
+                    }
+                    Some(OAuthClientAuth::PrivateKeyJwt { public_key: path })
+                }
+                ("private_key_jwt", None) => {
+                    self.fail(
+                        &client.auth,
+                        field("public_key"),
+                        "private_key_jwt needs `public_key` (a PEM public key file)".into(),
+                    );
+                    None
+                }
+                (other, _) => {
+                    let message = format!(
+                        "unknown auth {other:?}: expected \"tls_client_auth\" or \"private_key_jwt\" (client secrets are not supported)"
+                    );
+                    self.fail(&client.auth, field("auth"), message);
+                    None
+                }
+            };
+            if client.scopes.get_ref().is_empty() {
+                self.fail(
+                    &client.scopes,
+                    field("scopes"),
+                    "names no audience: the client could never get a token".into(),
+                );
+            }
+            for (audience, scopes) in client.scopes.get_ref() {
+                if !services.contains(audience.as_str()) {
+                    self.fail(
+                        &client.scopes,
+                        field(&format!("scopes.{audience}")),
+                        format!("{audience:?} is not a configured service"),
+                    );
+                }
+                for scope in scopes {
+                    // RFC 6749 §3.3 scope-token: printable ASCII except space, '"' and '\\'.
+                    let valid_token = !scope.is_empty()
+                        && scope
+                            .bytes()
+                            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+                    if !valid_token {
+                        self.fail(
+                            &client.scopes,
+                            field(&format!("scopes.{audience}")),
+                            format!("{scope:?} is not a valid scope (printable ASCII, no spaces, quotes or backslashes)"),
+                        );
+                    }
+                }
+            }
+            match auth {
+                Some(auth) if self.issues.len() == before => clients.push(OAuthClientSettings {
+                    client_id,
+                    auth,
+                    scopes: client.scopes.into_inner(),
+                }),
+                _ => valid = false,
+            }
+        }
+        if !valid {
+            return None;
+        }
+        Some(OAuthSettings {
+            token_ttl: token_ttl?,
+            key_rotation: key_rotation?,
+            clients,
         })
     }
 
@@ -543,5 +785,189 @@ impl Checker<'_> {
             sink,
             queue_capacity,
         })
+    }
+}
+
+#[cfg(test)]
+mod oauth_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    const BASE: &str = r#"trust_domain = "example.org"
+
+[[service]]
+name = "billing"
+spiffe_id = "spiffe://example.org/ns/prod/sa/billing"
+inbound = "127.0.0.1:7002"
+upstream = "127.0.0.1:8002"
+
+[[service]]
+name = "customers"
+spiffe_id = "spiffe://example.org/ns/prod/sa/customers"
+inbound = "127.0.0.1:7003"
+upstream = "127.0.0.1:8003"
+
+[control]
+listen = "127.0.0.1:7000"
+"#;
+
+    fn parse(oauth: &str, dir: &Path) -> Result<Config, ConfigError> {
+        Config::parse(&format!("{BASE}{oauth}"), &dir.join("palisade.toml"))
+    }
+
+    #[test]
+    fn oauth_clients_are_typed_with_defaults_and_resolved_key_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("keys")).unwrap();
+        std::fs::write(
+            dir.path().join("keys/reporting.pem"),
+            "-----BEGIN PUBLIC KEY-----",
+        )
+        .unwrap();
+        let config = parse(
+            r#"
+[control.oauth]
+[[control.oauth.client]]
+client_id = "spiffe://example.org/ns/prod/sa/orders"
+auth = "tls_client_auth"
+scopes = { billing = ["invoices:read"], customers = ["customers:read"] }
+
+[[control.oauth.client]]
+client_id = "reporting"
+auth = "private_key_jwt"
+public_key = "keys/reporting.pem"
+scopes = { billing = ["invoices:read", "invoices:export"] }
+"#,
+            dir.path(),
+        )
+        .unwrap();
+        let oauth = config.control.unwrap().oauth.unwrap();
+        assert_eq!(oauth.token_ttl, DEFAULT_OAUTH_TOKEN_TTL);
+        assert_eq!(oauth.key_rotation, DEFAULT_OAUTH_KEY_ROTATION);
+        assert_eq!(oauth.clients.len(), 2);
+        let orders = &oauth.clients[0];
+        assert_eq!(orders.client_id, "spiffe://example.org/ns/prod/sa/orders");
+        assert_eq!(orders.auth, OAuthClientAuth::TlsClientAuth);
+        assert_eq!(orders.scopes["customers"], vec!["customers:read"]);
+        assert_eq!(
+            oauth.clients[1].auth,
+            OAuthClientAuth::PrivateKeyJwt {
+                public_key: dir.path().join("keys/reporting.pem")
+            }
+        );
+    }
+
+    #[test]
+    fn oauth_durations_are_read_and_oauth_is_optional() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = parse(
+            "\n[control.oauth]\ntoken_ttl = \"2m\"\nkey_rotation = \"6h\"\n",
+            dir.path(),
+        )
+        .unwrap();
+        let oauth = config.control.unwrap().oauth.unwrap();
+        assert_eq!(oauth.token_ttl, std::time::Duration::from_secs(120));
+        assert_eq!(oauth.key_rotation, std::time::Duration::from_secs(6 * 3600));
+        assert!(oauth.clients.is_empty());
+        let config = parse("", dir.path()).unwrap();
+        assert_eq!(config.control.unwrap().oauth, None);
+    }
+
+    #[test]
+    fn every_bad_oauth_client_is_reported_with_line_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = parse(
+            r#"
+[control.oauth]
+token_ttl = "0s"
+[[control.oauth.client]]
+client_id = "orders"
+auth = "tls_client_auth"
+scopes = { billing = ["invoices:read"] }
+
+[[control.oauth.client]]
+client_id = "spiffe://other.org/ns/prod/sa/orders"
+auth = "tls_client_auth"
+scopes = { payroll = ["salaries:read"] }
+
+[[control.oauth.client]]
+client_id = "reporting"
+auth = "private_key_jwt"
+public_key = "keys/missing.pem"
+scopes = { billing = ["has space"] }
+
+[[control.oauth.client]]
+client_id = "legacy"
+auth = "client_secret_basic"
+scopes = {}
+"#,
+            dir.path(),
+        )
+        .unwrap_err();
+        let shown = err.to_string();
+        let base_lines = BASE.lines().count();
+        let expect = |line: usize, field: &str, words: &str| {
+            let wanted = format!(":{}: {field}: ", base_lines + line);
+            assert!(
+                shown
+                    .lines()
+                    .any(|l| l.contains(&wanted) && l.contains(words)),
+                "no {wanted}…{words} in:\n{shown}"
+            );
+        };
+        expect(3, "control.oauth.token_ttl", "longer than zero");
+        expect(5, "control.oauth.client[0].client_id", "SPIFFE ID");
+        expect(
+            10,
+            "control.oauth.client[1].client_id",
+            "outside the configured trust domain",
+        );
+        expect(
+            12,
+            "control.oauth.client[1].scopes.payroll",
+            "not a configured service",
+        );
+        expect(17, "control.oauth.client[2].public_key", "does not exist");
+        expect(
+            18,
+            "control.oauth.client[2].scopes.billing",
+            "not a valid scope",
+        );
+        expect(22, "control.oauth.client[3].auth", "client_secret_basic");
+        expect(23, "control.oauth.client[3].scopes", "names no audience");
+        assert_eq!(err.issues.len(), 8, "{shown}");
+    }
+
+    #[test]
+    fn a_private_key_jwt_client_needs_a_public_key_and_ids_are_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = parse(
+            r#"
+[[control.oauth.client]]
+client_id = "reporting"
+auth = "private_key_jwt"
+scopes = { billing = ["invoices:read"] }
+
+[[control.oauth.client]]
+client_id = "reporting"
+auth = "tls_client_auth"
+public_key = "k.pem"
+scopes = { billing = ["invoices:read"] }
+"#,
+            dir.path(),
+        )
+        .unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            shown
+                .contains("control.oauth.client[0].public_key: private_key_jwt needs `public_key`"),
+            "{shown}"
+        );
+        assert!(shown.contains("control.oauth.client[1].client_id: \"reporting\" is already registered by control.oauth.client[0]"), "{shown}");
+        assert!(
+            shown.contains("control.oauth.client[1].public_key: only private_key_jwt clients"),
+            "{shown}"
+        );
     }
 }

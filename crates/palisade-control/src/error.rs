@@ -143,6 +143,9 @@ pub enum ControlError {
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed")]
     Random,
+    /// The OAuth token issuer (signing keys, client registry) could not be set up.
+    #[error("OAuth token issuer: {0}")]
+    OAuth(#[from] palisade_token::TokenError),
     /// Generating the workload key pair or its CSR failed.
     #[error("key or CSR generation failed: {0}")]
     KeyGeneration(rcgen::Error),

@@ -17,8 +17,8 @@ pub use client::{ControlClient, REQUEST_TIMEOUT};
 pub use error::ControlError;
 pub use problem::{Problem, Reason, Refusal};
 pub use server::{
-    ControlServer, ControlServerConfig, RunningControl, AUDIT_SERVICE, CONTROL_SVID_TTL,
-    DRAIN_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_BODY_BYTES,
+    ControlServer, ControlServerConfig, OAuthSettings, RunningControl, AUDIT_SERVICE,
+    CONTROL_SVID_TTL, DRAIN_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_BODY_BYTES,
 };
 pub use state::{
     ControlState, RevocationList, CONTROL_DB_FILE, CONTROL_ID_PATH, JOIN_TOKEN_PREFIX,

@@ -16,6 +16,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use palisade_audit::{AuditHandle, AuditRecord, AuthMethod, Decision, Direction};
 use palisade_identity::tls::classify_handshake_error;
 use palisade_identity::{SpiffeId, DEFAULT_SVID_TTL};
+use palisade_token::{
+    ClientRegistry, RegisteredClient, TokenIssuer, TokenResponse, DEFAULT_KEY_ROTATION,
+    DEFAULT_TOKEN_TTL, JWKS_PATH, TOKEN_ENDPOINT_PATH,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
@@ -46,6 +50,36 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Wait before retrying a failed rotation of the control plane's SVID.
 const ROTATION_RETRY: Duration = Duration::from_secs(60);
+/// Directory (under the state directory) of the OAuth token signing keys.
+pub const OAUTH_KEYS_DIR: &str = "oauth-keys";
+/// How often the token signing keys are checked for rotation.
+pub const OAUTH_KEY_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+/// `Cache-Control` of the JWKS: sidecars may keep it a minute (an unknown `kid` makes
+/// them refetch anyway).
+const JWKS_CACHE_CONTROL: &str = "max-age=60";
+
+/// The OAuth 2.0 token endpoint (client credentials) and the JWKS, served by the control
+/// plane when configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthSettings {
+    /// Who may get tokens, how they authenticate, which scopes on which audience.
+    pub clients: Vec<RegisteredClient>,
+    /// Lifetime of the access tokens (default 5 min).
+    pub token_ttl: Duration,
+    /// Signing-key rotation period (default 24 h).
+    pub key_rotation: Duration,
+}
+
+impl OAuthSettings {
+    /// These clients with the default token TTL (5 min) and key rotation (24 h).
+    pub fn new(clients: Vec<RegisteredClient>) -> Self {
+        OAuthSettings {
+            clients,
+            token_ttl: DEFAULT_TOKEN_TTL,
+            key_rotation: DEFAULT_KEY_ROTATION,
+        }
+    }
+}
 
 /// How to run the control plane.
 #[derive(Debug, Clone)]
@@ -60,6 +94,10 @@ pub struct ControlServerConfig {
     pub svid_ttl: Duration,
     /// Where audit records go.
     pub audit: AuditHandle,
+    /// The OAuth token endpoint and JWKS; `None` (the default) leaves them unmounted
+    /// (404). Signing keys live in `<state_dir>/oauth-keys/`; the issuer is
+    /// `https://<bound address>`.
+    pub oauth: Option<OAuthSettings>,
 }
 
 impl ControlServerConfig {
@@ -76,6 +114,7 @@ impl ControlServerConfig {
             trust_domain: trust_domain.into(),
             svid_ttl: DEFAULT_SVID_TTL,
             audit,
+            oauth: None,
         }
     }
 }
@@ -97,7 +136,7 @@ pub struct RunningControl {
 
 impl RunningControl {
     /// Stops accepting connections, lets in-flight requests finish (at most
-    /// [`DRAIN_TIMEOUT`]) and stops the SVID rotation. Every request answered has been
+    /// [`DRAIN_TIMEOUT`]) and stops the SVID and signing-key rotations. Every request answered has been
     /// handed to the audit writer by the time this returns.
     pub async fn shutdown(self) {
         // Receivers live in the tasks; if they are all gone there is nothing to stop.
@@ -145,15 +184,24 @@ impl ControlServer {
             addr: config.listen,
             source,
         })?;
+        let oauth = match config.oauth {
+            Some(settings) => Some(Arc::new(open_oauth(&config.state_dir, addr, settings)?)),
+            None => None,
+        };
         let ctx = Arc::new(Context {
             bundle_etag: format!("\"{}\"", short_digest(state.bundle_pem())),
             state: state.clone(),
             audit: config.audit,
             svid_ttl: config.svid_ttl,
+            oauth: oauth.clone(),
         });
         let (shutdown, receiver) = watch::channel(false);
         let acceptor = TlsAcceptor::from(Arc::new(tls));
-        let tasks = vec![
+        let mut tasks = Vec::with_capacity(3);
+        if let Some(oauth) = oauth {
+            tasks.push(tokio::spawn(rotate_signing_keys(oauth, receiver.clone())));
+        }
+        tasks.extend([
             tokio::spawn(accept_loop(listener, acceptor, ctx, receiver.clone())),
             tokio::spawn(rotate_own_svid(
                 state,
@@ -162,7 +210,7 @@ impl ControlServer {
                 own.not_after,
                 receiver,
             )),
-        ];
+        ]);
         tracing::info!(%addr, spiffe_id = %spiffe_id, "control plane listening");
         Ok(RunningControl {
             addr,
@@ -179,6 +227,56 @@ struct Context {
     audit: AuditHandle,
     svid_ttl: Duration,
     bundle_etag: String,
+    oauth: Option<Arc<OAuth>>,
+}
+
+/// The token issuer and who may use it.
+struct OAuth {
+    issuer: TokenIssuer,
+    clients: ClientRegistry,
+}
+
+/// Opens the signing keys (rotating them if due) and the client registry: a client
+/// registry with an unusable key or a repeated client id is refused.
+fn open_oauth(
+    state_dir: &std::path::Path,
+    addr: SocketAddr,
+    settings: OAuthSettings,
+) -> Result<OAuth, ControlError> {
+    let clients = ClientRegistry::try_new(settings.clients)?;
+    let issuer = TokenIssuer::open(
+        &state_dir.join(OAUTH_KEYS_DIR),
+        &format!("https://{addr}"),
+        settings.token_ttl,
+        settings.key_rotation,
+    )?;
+    if issuer.rotate_if_due(OffsetDateTime::now_utc())? {
+        tracing::info!("rotated the token signing key");
+    }
+    tracing::info!(issuer = issuer.issuer(), "OAuth token endpoint enabled");
+    Ok(OAuth { issuer, clients })
+}
+
+/// Checks the token signing keys for rotation every [`OAUTH_KEY_CHECK_INTERVAL`], until
+/// shutdown. A failure is logged and retried at the next check.
+async fn rotate_signing_keys(oauth: Arc<OAuth>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(OAUTH_KEY_CHECK_INTERVAL) => {}
+            _ = shutdown.changed() => return,
+        }
+        let rotating = oauth.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            rotating.issuer.rotate_if_due(OffsetDateTime::now_utc())
+        })
+        .await;
+        match result {
+            Ok(Ok(true)) => tracing::info!("rotated the token signing key"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "rotating the token signing key failed"),
+            Err(e) => tracing::error!(error = %e, "the signing-key rotation task failed"),
+        }
+    }
 }
 
 /// What a connection knows about its peer.
@@ -186,6 +284,8 @@ struct Connection {
     addr: SocketAddr,
     /// The verified client SVID, when one was presented.
     peer: Option<PeerSvid>,
+    /// The DER of the verified client certificate, when one was presented (SVID or not).
+    peer_der: Option<Vec<u8>>,
 }
 
 /// Re-issues the control plane's SVID at half its lifetime, until shutdown.
@@ -265,13 +365,14 @@ async fn accept_loop(
                         let Some(tls) = handshake(stream, addr, &acceptor, &ctx).await else {
                             return;
                         };
-                        let peer = tls
+                        let leaf = tls
                             .get_ref()
                             .1
                             .peer_certificates()
-                            .and_then(|chain| chain.first())
-                            .and_then(PeerSvid::from_leaf);
-                        let connection = Arc::new(Connection { addr, peer });
+                            .and_then(|chain| chain.first());
+                        let peer = leaf.and_then(PeerSvid::from_leaf);
+                        let peer_der = leaf.map(|der| der.as_ref().to_vec());
+                        let connection = Arc::new(Connection { addr, peer, peer_der });
                         let service = service_fn(move |request| {
                             let ctx = ctx.clone();
                             let connection = connection.clone();
@@ -364,6 +465,8 @@ const ROUTES: &[(&str, Method, Route)] = &[
     ("/v1/renew", Method::POST, Route::Renew),
     ("/v1/bundle", Method::GET, Route::Bundle),
     ("/v1/revocations", Method::GET, Route::Revocations),
+    (TOKEN_ENDPOINT_PATH, Method::POST, Route::Token),
+    (JWKS_PATH, Method::GET, Route::Jwks),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -372,12 +475,29 @@ enum Route {
     Renew,
     Bundle,
     Revocations,
+    Token,
+    Jwks,
 }
 
-/// Finds the route of a request: 404 for an unknown path, 405 (with the allowed method)
-/// for a known path and another method.
-fn route(method: &Method, path: &str) -> Result<(Route, &'static str), (Refusal, Option<Method>)> {
-    let Some((template, allowed, route)) = ROUTES.iter().find(|(p, _, _)| *p == path) else {
+impl Route {
+    /// Whether the endpoint exists only when OAuth is configured.
+    fn is_oauth(self) -> bool {
+        matches!(self, Route::Token | Route::Jwks)
+    }
+}
+
+/// Finds the route of a request: 404 for an unknown path (or an OAuth endpoint when
+/// OAuth is not configured), 405 (with the allowed method) for a known path and another
+/// method.
+fn route(
+    method: &Method,
+    path: &str,
+    oauth: bool,
+) -> Result<(Route, &'static str), (Refusal, Option<Method>)> {
+    let found = ROUTES
+        .iter()
+        .find(|(p, _, r)| *p == path && (oauth || !r.is_oauth()));
+    let Some((template, allowed, route)) = found else {
         return Err((Refusal::new(Reason::NotFound, "no such endpoint"), None));
     };
     if method != allowed {
@@ -397,6 +517,9 @@ struct Facts {
     caller: Option<String>,
     detail: Option<String>,
     bytes_in: u64,
+    /// The refusal code of a handler that answers refusals itself (the token endpoint's
+    /// RFC 6749 errors): the request is audited as denied with it.
+    refused: Option<&'static str>,
 }
 
 /// Serves one request: route, dispatch, render, audit. Exactly one audit record per
@@ -422,9 +545,10 @@ async fn handle(
         caller: connection.peer.as_ref().map(|p| p.spiffe_id.to_string()),
         detail: None,
         bytes_in: 0,
+        refused: None,
     };
     let mut matched = None;
-    let result = match (&slot, route(&method, &path)) {
+    let result = match (&slot, route(&method, &path, ctx.oauth.is_some())) {
         (None, _) => Err((
             Refusal::new(
                 Reason::AuditUnavailable,
@@ -441,7 +565,7 @@ async fn handle(
         (Some(_), Err(refused)) => Err(refused),
     };
     let (response, code) = match result {
-        Ok(response) => (response, None),
+        Ok(response) => (response, facts.refused),
         Err((refusal, allow)) => {
             let mut response = problem_response(&refusal, &request_id);
             if let Some(allow) = allow {
@@ -456,7 +580,9 @@ async fn handle(
     let bytes_out = response.body().len() as u64;
     let mut response = response.map(Full::new);
     let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     if let Ok(id) = HeaderValue::from_str(&request_id) {
         headers.insert("x-request-id", id);
     }
@@ -509,7 +635,79 @@ async fn dispatch(
         Route::Renew => renew(ctx, connection, request, facts).await,
         Route::Bundle => Ok(bundle(ctx, request.headers())),
         Route::Revocations => revocations(ctx, request.headers()).await,
+        Route::Token => token(ctx, connection, request, facts).await,
+        Route::Jwks => jwks(ctx),
     }
+}
+
+/// The OAuth issuer of a route that [`route`] only finds when OAuth is configured.
+fn oauth_of(ctx: &Context) -> Result<Arc<OAuth>, Refusal> {
+    ctx.oauth
+        .clone()
+        .ok_or_else(|| Refusal::new(Reason::NotFound, "no such endpoint"))
+}
+
+/// `POST /oauth2/token`: an access token for a registered client (RFC 6749 §4.4), over
+/// the connection's client certificate (`tls_client_auth`) or a client assertion
+/// (`private_key_jwt`). Refusals are RFC 6749 §5.2 JSON, audited with their
+/// `palisade.token.*` code; neither the token nor an assertion is ever audited.
+async fn token(
+    ctx: &Context,
+    connection: &Connection,
+    request: Request<Incoming>,
+    facts: &mut Facts,
+) -> Result<Response<Bytes>, Refusal> {
+    let oauth = oauth_of(ctx)?;
+    let body = read_body(request, "application/x-www-form-urlencoded", facts).await?;
+    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let cert = connection.peer_der.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        oauth.issuer.token_endpoint(
+            &form,
+            cert.as_deref(),
+            &oauth.clients,
+            OffsetDateTime::now_utc(),
+        )
+    })
+    .await
+    .map_err(task_failed)?;
+    if let Some(client_id) = &answer.client_id {
+        facts.caller = Some(client_id.clone());
+    }
+    facts.refused = answer.outcome_code;
+    facts.detail = Some(token_detail(&answer));
+    let body = serde_json::to_vec(&answer.body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() =
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in answer.headers() {
+        response
+            .headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
+    Ok(response)
+}
+
+/// The audit detail of a token-endpoint answer: what was granted, or why not. Built from
+/// the fields that never hold a submitted value or the token.
+fn token_detail(answer: &TokenResponse) -> String {
+    let field = |name: &str| answer.body.get(name).and_then(|v| v.as_str()).unwrap_or("");
+    if answer.is_success() {
+        format!("token: issued an access token, scope {:?}", field("scope"))
+    } else {
+        format!("token: {} ({})", field("error"), field("error_description"))
+    }
+}
+
+/// `GET /.well-known/jwks.json`: the token signing keys, cacheable for a minute.
+fn jwks(ctx: &Context) -> Result<Response<Bytes>, Refusal> {
+    let oauth = oauth_of(ctx)?;
+    let mut response = json_response(&oauth.issuer.jwks());
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(JWKS_CACHE_CONTROL),
+    );
+    Ok(response)
 }
 
 /// `POST /v1/join`: redeem a join token for an SVID certifying the CSR's key.
@@ -621,16 +819,40 @@ async fn read_json<T: DeserializeOwned>(
     request: Request<Incoming>,
     facts: &mut Facts,
 ) -> Result<T, Refusal> {
-    let is_json = request
+    let body = read_body(request, "application/json", facts).await?;
+    serde_json::from_slice(&body).map_err(|e| {
+        // serde_json's messages name fields and types, not string values; but a token
+        // misplaced as a key would be named as an unknown field: never echo one.
+        let message = e.to_string();
+        let detail = if message.contains(JOIN_TOKEN_PREFIX) {
+            format!(
+                "invalid request body (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        } else {
+            format!("invalid request body: {message}")
+        };
+        Refusal::new(Reason::BadRequest, detail)
+    })
+}
+
+/// Reads a body of media type `media_type`, at most [`MAX_BODY_BYTES`].
+async fn read_body(
+    request: Request<Incoming>,
+    media_type: &str,
+    facts: &mut Facts,
+) -> Result<Bytes, Refusal> {
+    let matches = request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(media_type));
+    if !matches {
         return Err(Refusal::new(
             Reason::UnsupportedMediaType,
-            "the body must be application/json",
+            format!("the body must be {media_type}"),
         ));
     }
     let body = Limited::new(request.into_body(), MAX_BODY_BYTES)
@@ -651,21 +873,7 @@ async fn read_json<T: DeserializeOwned>(
         })?
         .to_bytes();
     facts.bytes_in = body.len() as u64;
-    serde_json::from_slice(&body).map_err(|e| {
-        // serde_json's messages name fields and types, not string values; but a token
-        // misplaced as a key would be named as an unknown field: never echo one.
-        let message = e.to_string();
-        let detail = if message.contains(JOIN_TOKEN_PREFIX) {
-            format!(
-                "invalid request body (line {}, column {})",
-                e.line(),
-                e.column()
-            )
-        } else {
-            format!("invalid request body: {message}")
-        };
-        Refusal::new(Reason::BadRequest, detail)
-    })
+    Ok(body)
 }
 
 fn json_response(value: &impl Serialize) -> Response<Bytes> {
@@ -728,17 +936,36 @@ mod tests {
 
     #[test]
     fn routes_known_paths_and_refuses_others_with_404_or_405() {
-        assert_eq!(route(&Method::POST, "/v1/join").unwrap().0, Route::Join);
         assert_eq!(
-            route(&Method::GET, "/v1/revocations").unwrap().0,
+            route(&Method::POST, "/v1/join", false).unwrap().0,
+            Route::Join
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/revocations", false).unwrap().0,
             Route::Revocations
         );
-        let (refusal, allow) = route(&Method::GET, "/v1/join").unwrap_err();
+        let (refusal, allow) = route(&Method::GET, "/v1/join", false).unwrap_err();
         assert_eq!(refusal.reason, Reason::MethodNotAllowed);
         assert_eq!(allow, Some(Method::POST));
-        let (refusal, allow) = route(&Method::GET, "/v1/nope").unwrap_err();
+        let (refusal, allow) = route(&Method::GET, "/v1/nope", false).unwrap_err();
         assert_eq!(refusal.reason, Reason::NotFound);
         assert_eq!(allow, None);
+    }
+
+    #[test]
+    fn oauth_endpoints_exist_only_when_oauth_is_configured() {
+        for (method, path, expected) in [
+            (Method::POST, "/oauth2/token", Route::Token),
+            (Method::GET, "/.well-known/jwks.json", Route::Jwks),
+        ] {
+            assert_eq!(route(&method, path, true).unwrap().0, expected);
+            let (refusal, allow) = route(&method, path, false).unwrap_err();
+            assert_eq!(refusal.reason, Reason::NotFound);
+            assert_eq!(allow, None);
+        }
+        let (refusal, allow) = route(&Method::GET, "/oauth2/token", true).unwrap_err();
+        assert_eq!(refusal.reason, Reason::MethodNotAllowed);
+        assert_eq!(allow, Some(Method::POST));
     }
 
     #[test]

@@ -5,16 +5,10 @@ use std::sync::{Arc, RwLock};
 
 use palisade_identity::tls::{SvidClientVerifier, SvidServerVerifier};
 use palisade_identity::{IssuedSvid, SpiffeId, SvidMaterial};
-use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{
-    ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
-    SignatureScheme,
-};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 use crate::ControlError;
 
@@ -24,58 +18,6 @@ fn provider() -> Arc<CryptoProvider> {
 
 fn tls_error(e: impl std::fmt::Display) -> ControlError {
     ControlError::Tls(e.to_string())
-}
-
-/// A client certificate is optional (joining workloads have none yet), but one that is
-/// presented must pass every check of the sidecars' [`SvidClientVerifier`]: chain to the
-/// bundle, validity, clientAuth, X.509-SVID shape, trust domain. Endpoints that need an
-/// identity check for it themselves.
-#[derive(Debug)]
-struct OptionalSvidClientVerifier(SvidClientVerifier);
-
-impl ClientCertVerifier for OptionalSvidClientVerifier {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        false
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.0.root_hint_subjects()
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        self.0.verify_client_cert(end_entity, intermediates, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
 }
 
 /// The server's certificate and key, replaced when the control plane rotates its SVID.
@@ -148,11 +90,14 @@ pub(crate) fn server_config(
     trust_domain: &str,
     cert: Arc<RotatingCert>,
 ) -> Result<ServerConfig, ControlError> {
-    let verifier = SvidClientVerifier::new(roots, vec![trust_domain.to_owned()])?;
+    // Optional: joining workloads have no SVID yet; a presented one must pass every check
+    // of the sidecars' verifier. Endpoints that need an identity check for it themselves.
+    let verifier =
+        SvidClientVerifier::new(roots, vec![trust_domain.to_owned()])?.allow_unauthenticated();
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(tls_error)?
-        .with_client_cert_verifier(Arc::new(OptionalSvidClientVerifier(verifier)))
+        .with_client_cert_verifier(Arc::new(verifier))
         .with_cert_resolver(cert);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)

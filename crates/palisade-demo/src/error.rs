@@ -72,6 +72,12 @@ pub enum DemoError {
         /// The configuration file.
         config: PathBuf,
     },
+    /// The in-process control plane could not start, issue a join token or revoke.
+    #[error("control plane: {0}")]
+    Control(#[from] palisade_control::ControlError),
+    /// A blocking control-plane task did not finish.
+    #[error("control plane task failed: {0}")]
+    ControlTask(String),
     /// The audit log could not be opened, flushed or read.
     #[error("audit log: {0}")]
     Audit(#[from] AuditError),

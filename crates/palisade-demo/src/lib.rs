@@ -84,18 +84,24 @@ pub struct ScenarioResult {
 pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
     let layout = Layout::new(&options.dir);
     workspace::create(&layout)?;
-    let config = Config::load(&layout.config)?;
-    let plan = scenarios::plan(&config, &layout)?;
+    let (mesh, config) = Mesh::start(&layout).await?;
+    let plan = match scenarios::plan(&config, &layout) {
+        Ok(plan) => plan,
+        Err(e) => {
+            if let Err(stop) = mesh.shutdown().await {
+                tracing::warn!(error = %stop, "could not stop the demo mesh");
+            }
+            return Err(e);
+        }
+    };
     println!("{}", report::intro(&layout, plan.len()));
     println!(
-        "Wrote {}: a CA and SVIDs for trust domain {}, OpenAPI specs, Cedar policies and \
-         rate limits.",
+        "Wrote {}: a CA for trust domain {}, OpenAPI specs, Cedar policies and rate limits.\n\
+         Started the control plane on https://{}, 3 apps, 3 sidecars (each joined with a \
+         one-time token, generating its key itself) and an impostor; running {} scenarios.\n",
         layout.config.display(),
-        config.trust_domain
-    );
-    let mesh = Mesh::start(&config, &layout).await?;
-    println!(
-        "Started 3 apps, 3 sidecars and an impostor; running {} scenarios.\n",
+        config.trust_domain,
+        mesh.control_addr(),
         plan.len()
     );
 
@@ -103,7 +109,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
     let mut probes = Vec::with_capacity(total);
     for (i, scenario) in plan.into_iter().enumerate() {
         println!("  [{}/{total}] {}", i + 1, scenario.name);
-        probes.push(scenario.run().await);
+        probes.push(scenario.run(&mesh).await);
     }
     println!();
 

@@ -1,17 +1,25 @@
-//! Starting and stopping the demo mesh: one audit writer shared by every sidecar, the three
-//! apps, their sidecars, and the impostor.
+//! Starting and stopping the demo mesh: one audit writer shared by the control plane and
+//! every sidecar, the control plane, the three apps, their sidecars (each joining with a
+//! one-time token), and the impostor.
 
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use palisade_audit::{AuditStats, AuditWriter, SinkConfig};
-use palisade_config::{Config, RateSetting, ServiceConfig};
+use palisade_config::{Config, RateSetting, ServiceConfig, DEFAULT_AUDIT_QUEUE};
+use palisade_control::{ControlServer, ControlServerConfig, ControlState, RunningControl};
 use palisade_identity::tls::inbound_server_config;
-use palisade_identity::SvidMaterial;
+use palisade_identity::{SpiffeId, SvidMaterial};
+use palisade_proxy::identity::SidecarIdentity;
 use palisade_proxy::{RunningSidecar, Sidecar};
+use rustls::ClientConfig;
 
 use crate::apps::{start_app, start_impostor, Server, Workload};
+use crate::client::client_config;
 use crate::workspace::{
-    Layout, IMPERSONATED, IMPOSTOR_SVID_OF, LIMITED_CALLER, LIMITED_ROUTE, LIMITED_SERVICE,
+    self, Layout, DEMO_SVID_TTL, IMPERSONATED, IMPOSTOR_SVID_OF, LIMITED_CALLER, LIMITED_ROUTE,
+    LIMITED_SERVICE, TRUST_DOMAIN,
 };
 use crate::DemoError;
 
@@ -24,31 +32,67 @@ const APPS: [(&str, Workload); 3] = [
 
 /// How long flushing the audit log may take once every sidecar has stopped.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a join token stays redeemable; each sidecar redeems its own at once.
+const JOIN_TOKEN_TTL: Duration = Duration::from_secs(60);
 
 /// Everything the demo runs.
 pub(crate) struct Mesh {
+    config: Option<Config>,
     writer: AuditWriter,
+    control: RunningControl,
+    state: Arc<ControlState>,
     servers: Vec<Server>,
-    sidecars: Vec<RunningSidecar>,
+    sidecars: Vec<(&'static str, RunningSidecar)>,
 }
 
 impl Mesh {
-    /// Starts the audit writer, the apps, the sidecars and the impostor, as `config`
-    /// describes them. On failure, whatever had started is stopped again.
-    pub(crate) async fn start(config: &Config, layout: &Layout) -> Result<Mesh, DemoError> {
+    /// Starts the audit writer and the control plane (from the CA in the demo directory),
+    /// writes `palisade.toml` naming the control plane, then starts the apps, the sidecars
+    /// (each joining with a fresh one-time token) and the impostor. Returns the mesh and
+    /// the configuration it runs. On failure, whatever had started is stopped again.
+    pub(crate) async fn start(layout: &Layout) -> Result<(Mesh, Config), DemoError> {
         let writer = AuditWriter::start(
             SinkConfig::Sqlite {
                 path: layout.audit_db.clone(),
             },
-            config.audit.queue_capacity,
+            DEFAULT_AUDIT_QUEUE,
         )?;
+        let mut control_config = ControlServerConfig::new(
+            layout.state_dir.clone(),
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            TRUST_DOMAIN,
+            writer.handle(),
+        );
+        control_config.svid_ttl = DEMO_SVID_TTL;
+        let opened = match ControlState::open(&layout.state_dir) {
+            Ok(state) => ControlServer::start(control_config)
+                .await
+                .map(|control| (state, control)),
+            Err(e) => Err(e),
+        };
+        let (state, control) = match opened {
+            Ok(started) => started,
+            Err(e) => {
+                if let Err(stop) = flush(writer).await {
+                    tracing::warn!(error = %stop, "could not stop the demo audit writer");
+                }
+                return Err(e.into());
+            }
+        };
+        let control_addr = control.addr;
         let mut mesh = Mesh {
+            config: None,
             writer,
+            control,
+            state: Arc::new(state),
             servers: Vec::new(),
             sidecars: Vec::new(),
         };
-        match mesh.start_workloads(config).await {
-            Ok(()) => Ok(mesh),
+        match mesh.start_workloads(layout, control_addr).await {
+            Ok(config) => {
+                mesh.config = Some(config.clone());
+                Ok((mesh, config))
+            }
             Err(e) => {
                 if let Err(stop) = mesh.shutdown().await {
                     tracing::warn!(error = %stop, "could not stop the partly started demo");
@@ -58,13 +102,77 @@ impl Mesh {
         }
     }
 
-    async fn start_workloads(&mut self, config: &Config) -> Result<(), DemoError> {
+    /// The control plane's address.
+    pub(crate) fn control_addr(&self) -> SocketAddr {
+        self.control.addr
+    }
+
+    /// The live identity (SVID and revocation list) of `service`'s sidecar.
+    pub(crate) fn identity(&self, service: &str) -> Option<&Arc<SidecarIdentity>> {
+        self.sidecars
+            .iter()
+            .find(|(name, _)| *name == service)
+            .map(|(_, sidecar)| &sidecar.identity)
+    }
+
+    /// A TLS client configuration presenting the SVID now in `presenter`'s SVID directory
+    /// and accepting only `target`'s identity.
+    pub(crate) fn client_presenting(
+        &self,
+        presenter: &'static str,
+        target: &'static str,
+    ) -> Result<Arc<ClientConfig>, DemoError> {
+        let config = self
+            .config
+            .as_ref()
+            .ok_or_else(|| DemoError::ControlTask("the mesh has not started".into()))?;
+        let svid = SvidMaterial::load_dir(&service(config, presenter)?.svid_dir)?;
+        client_config(
+            svid.roots.clone(),
+            service(config, target)?.spiffe_id.clone(),
+            Some(&svid),
+        )
+    }
+
+    /// Revokes every SVID naming `id`, as `palisade control revoke --spiffe-id` does.
+    /// Returns the revocation list version after the change.
+    pub(crate) async fn revoke(
+        &self,
+        id: SpiffeId,
+        reason: &'static str,
+    ) -> Result<u64, DemoError> {
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || state.revoke_spiffe_id(&id, reason))
+            .await
+            .map_err(|e| DemoError::ControlTask(e.to_string()))?
+            .map_err(DemoError::from)
+    }
+
+    /// A one-time join token for `id`, as `palisade control join-token create` makes one.
+    async fn join_token(&self, id: SpiffeId) -> Result<String, DemoError> {
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || state.create_join_token(&id, JOIN_TOKEN_TTL))
+            .await
+            .map_err(|e| DemoError::ControlTask(e.to_string()))?
+            .map_err(DemoError::from)
+    }
+
+    async fn start_workloads(
+        &mut self,
+        layout: &Layout,
+        control: SocketAddr,
+    ) -> Result<Config, DemoError> {
+        workspace::write_config(layout, control)?;
+        let config = Config::load(&layout.config)?;
         for (name, workload) in APPS {
-            let upstream = service(config, name)?.upstream;
+            let upstream = service(&config, name)?.upstream;
             self.servers.push(start_app(workload, upstream).await?);
         }
         for (name, _) in APPS {
-            let sidecar = Sidecar::start(config, name, self.writer.handle())
+            let token = self
+                .join_token(service(&config, name)?.spiffe_id.clone())
+                .await?;
+            let sidecar = Sidecar::start_with(&config, name, self.writer.handle(), Some(&token))
                 .await
                 .map_err(|source| DemoError::Sidecar {
                     service: name.to_owned(),
@@ -81,42 +189,54 @@ impl Mesh {
                     });
                 }
             }
-            self.sidecars.push(sidecar);
+            self.sidecars.push((name, sidecar));
         }
-        // The impostor: a valid SVID from the demo CA, but customers', on inventory's port.
-        let svid = SvidMaterial::load_dir(&service(config, IMPOSTOR_SVID_OF)?.svid_dir)?;
+        // The impostor: a valid SVID from the demo CA, but customers' (the one its sidecar
+        // just got by joining), on inventory's port.
+        let svid = SvidMaterial::load_dir(&service(&config, IMPOSTOR_SVID_OF)?.svid_dir)?;
         let tls = inbound_server_config(&svid, vec![config.trust_domain.clone()])?;
-        let port = service(config, IMPERSONATED)?.inbound;
+        let port = service(&config, IMPERSONATED)?.inbound;
         self.servers.push(start_impostor(port, tls).await?);
         tracing::info!("demo mesh started");
-        Ok(())
+        Ok(config)
     }
 
-    /// Stops the sidecars (letting in-flight requests finish), then the apps and the
-    /// impostor, then flushes the audit log. Returns the audit writer's final counters.
+    /// Stops the sidecars (letting in-flight requests finish), then the apps, the impostor
+    /// and the control plane, then flushes the audit log. Returns the audit writer's final
+    /// counters.
     pub(crate) async fn shutdown(self) -> Result<AuditStats, DemoError> {
         let Mesh {
+            config: _,
             writer,
+            control,
+            state,
             servers,
             sidecars,
         } = self;
-        for sidecar in sidecars {
+        for (_, sidecar) in sidecars {
             sidecar.shutdown().await;
         }
         for server in servers {
             server.shutdown().await;
         }
-        // Blocking: it joins the writer thread once the sidecars' handles are gone.
-        let flush = tokio::task::spawn_blocking(move || writer.shutdown());
-        match tokio::time::timeout(FLUSH_TIMEOUT, flush).await {
-            Ok(Ok(Ok(stats))) => Ok(stats),
-            Ok(Ok(Err(e))) => Err(e.into()),
-            Ok(Err(e)) => Err(DemoError::AuditShutdown(e.to_string())),
-            Err(_) => Err(DemoError::AuditShutdown(format!(
-                "records still pending after {} s",
-                FLUSH_TIMEOUT.as_secs()
-            ))),
-        }
+        control.shutdown().await;
+        drop(state);
+        flush(writer).await
+    }
+}
+
+/// Flushes and stops the audit writer.
+async fn flush(writer: AuditWriter) -> Result<AuditStats, DemoError> {
+    // Blocking: it joins the writer thread once the sidecars' handles are gone.
+    let flush = tokio::task::spawn_blocking(move || writer.shutdown());
+    match tokio::time::timeout(FLUSH_TIMEOUT, flush).await {
+        Ok(Ok(Ok(stats))) => Ok(stats),
+        Ok(Ok(Err(e))) => Err(e.into()),
+        Ok(Err(e)) => Err(DemoError::AuditShutdown(e.to_string())),
+        Err(_) => Err(DemoError::AuditShutdown(format!(
+            "records still pending after {} s",
+            FLUSH_TIMEOUT.as_secs()
+        ))),
     }
 }
 

@@ -8,7 +8,7 @@ use palisade_audit::{query, render_table, AuditQuery};
 use palisade_config::Config;
 
 use crate::mesh::{limited_rate, service};
-use crate::workspace::Layout;
+use crate::workspace::{Layout, DEMO_SVID_TTL};
 use crate::{DemoError, ScenarioResult};
 
 /// How many audit records the closing summary shows: enough for the guard scenarios.
@@ -20,9 +20,11 @@ pub(crate) fn intro(layout: &Layout, scenarios: usize) -> String {
         "Palisade demo\n\
          \n\
          Three services of a small shop (orders, billing, customers) run on 127.0.0.1, each \
-         behind its own Palisade sidecar. Every sidecar holds an X.509-SVID, a certificate \
-         naming its service's SPIFFE ID, from a demo CA for the trust domain palisade.demo. \
-         Sidecars talk to each other only over mutual TLS and check that the peer is the \
+         behind its own Palisade sidecar, with a control plane. Every sidecar joined the mesh \
+         with a one-time join token: it generated its private key itself and got an \
+         X.509-SVID, a certificate naming its service's SPIFFE ID, from the control plane's \
+         CA for the trust domain palisade.demo; it renews it at half its lifetime and \
+         follows the control plane's revocation list. Sidecars talk to each other only over mutual TLS and check that the peer is the \
          service they expect. A sidecar then checks each call it receives in turn: the \
          caller's rate limit (per identity), the Cedar policies (may the calling service use \
          this endpoint? orders may read from billing and create payments there, billing may \
@@ -32,7 +34,8 @@ pub(crate) fn intro(layout: &Layout, scenarios: usize) -> String {
          certificate from a rogue CA, plaintext HTTP, an impostor), and five calls the \
          policies permit but a guard stage refuses (a payment with an undeclared field, an \
          undocumented endpoint, SQL injection, path traversal, and a retry loop throttled by \
-         identity). It checks that each had the expected outcome and left exactly one audit \
+         identity); then billing's SVID rotates while orders keeps calling it, and orders is \
+         revoked by the control plane, after which billing refuses its certificate. It checks that each had the expected outcome and left exactly one audit \
          record per call on the sidecar that decided it.\n\
          \n\
          Working directory: {}\n",
@@ -121,7 +124,14 @@ pub(crate) fn try_commands(config: &Config) -> Result<String, DemoError> {
     let cert = shell_quote(&orders.svid_dir.join(palisade_identity::SVID_CERT_FILE));
     let key = shell_quote(&orders.svid_dir.join(palisade_identity::SVID_KEY_FILE));
     Ok(format!(
-        "The mesh keeps running. Try these from another terminal:\n\
+        "The mesh keeps running. The last scenario revoked orders: billing and customers now \
+         refuse\n\
+         orders in every new TLS handshake, and on connections opened before with\n\
+         403 palisade.identity.revoked (sidecars recheck the list on every request). So the \
+         orders\n\
+         calls below now answer 403; the comments say what each showed before the revocation. \
+         Try\n\
+         them from another terminal:\n\
          \n  \
          # as the orders app: read an invoice through the orders sidecar (allowed; but the\n  \
          # retry-loop scenario spent orders' {burst} reads: 429 until one is back, every {every} s)\n  \
@@ -141,18 +151,19 @@ pub(crate) fn try_commands(config: &Config) -> Result<String, DemoError> {
          curl -s -H 'Host: billing' -G --data-urlencode \"q=1' OR '1'='1\" \
          http://{orders_out}/invoices\n\
          \n  \
-         # straight to the billing sidecar, presenting orders' SVID over mutual TLS: an \
-         invoice search\n  \
+         # straight to the billing sidecar, presenting orders' (revoked) SVID over mutual \
+         TLS: refused in\n  \
+         # the handshake, palisade.identity.revoked\n  \
          # (-k: the sidecar's certificate names a SPIFFE ID, not a host name)\n  \
          curl -sk --cert {cert} --key {key} 'https://{billing_in}/invoices?q=42'\n\
          \n  \
          # the same without a certificate: refused in the TLS handshake\n  \
          curl -sk 'https://{billing_in}/invoices?q=42'\n\
          \n\
-         The demo SVIDs are valid for {minutes} minutes; after that the sidecars refuse \
-         each other (palisade.identity.expired).\n\
+         The control plane issues the demo SVIDs for {ttl} s; each sidecar renews its own \
+         at about half of that.\n\
          Press Ctrl-C to stop.\n",
-        minutes = palisade_identity::DEFAULT_SVID_TTL.as_secs() / 60,
+        ttl = DEMO_SVID_TTL.as_secs(),
     ))
 }
 
@@ -195,6 +206,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let layout = Layout::new(&tmp.path().join("demo"));
         crate::workspace::create(&layout).unwrap();
+        crate::workspace::write_config(&layout, "127.0.0.1:7000".parse().unwrap()).unwrap();
         let config = Config::load(&layout.config).unwrap();
         let text = try_commands(&config).unwrap();
         let orders_out = config.service("orders").unwrap().outbound.unwrap();
@@ -205,6 +217,9 @@ mod tests {
             "palisade.injection.sql at query/q".to_owned(),
             format!(r#"--data-urlencode "q=1' OR '1'='1" http://{orders_out}/invoices"#),
             "spent orders' 5 reads: 429 until one is back, every 12 s".to_owned(),
+            "The last scenario revoked orders".to_owned(),
+            "presenting orders' (revoked) SVID".to_owned(),
+            "SVIDs for 10 s".to_owned(),
         ] {
             assert!(text.contains(&expected), "{expected} missing in\n{text}");
         }
@@ -212,9 +227,11 @@ mod tests {
 
     #[test]
     fn the_intro_counts_the_scenarios_and_names_the_guard_stages() {
-        let text = intro(&Layout::new(Path::new("/tmp/demo")), 13);
+        let text = intro(&Layout::new(Path::new("/tmp/demo")), 15);
         for expected in [
-            "runs 13 scenarios",
+            "runs 15 scenarios",
+            "one-time join token",
+            "revoked",
             "rate limit",
             "OpenAPI spec",
             "injection",

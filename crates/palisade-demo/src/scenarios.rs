@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hyper::Method;
 use palisade_audit::{AuditRecord, Decision, Direction};
@@ -13,8 +14,10 @@ use rustls::ClientConfig;
 use serde_json::json;
 
 use crate::client::{self, Call, Exchange};
-use crate::mesh::{limited_rate, service};
-use crate::workspace::{Layout, IMPERSONATED, IMPOSTOR_SVID_OF, ROGUE_CLAIMS};
+use crate::mesh::{limited_rate, service, Mesh};
+use crate::workspace::{
+    spiffe_id, Layout, DEMO_SVID_TTL, IMPERSONATED, IMPOSTOR_SVID_OF, ROGUE_CLAIMS,
+};
 use crate::{DemoError, ScenarioResult};
 
 /// The code of a rate-limit refusal.
@@ -23,6 +26,21 @@ const RATE_LIMITED: &str = "palisade.ratelimit.exceeded";
 const TOO_MANY_REQUESTS: u16 = 429;
 /// A retry loop that is never refused is cut off after this many calls (and fails).
 const RETRY_LOOP_MAX_CALLS: usize = 50;
+/// The code of a handshake refusal of a revoked certificate.
+const REVOKED: &str = "palisade.identity.revoked";
+/// Why the demo revokes a service, as the control plane records it.
+const REVOCATION_REASON: &str = "palisade demo: revocation scenario";
+/// How long the rotation scenario waits for the SVID to be renewed: a whole lifetime
+/// (renewal is due at half of it, ±10 %).
+const ROTATION_DEADLINE: Duration = DEMO_SVID_TTL;
+/// The pace of the calls made while waiting for the rotation: 10 a second, within the
+/// callee's default rate limit (600 a minute, 100 back to back).
+const ROTATION_CALL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long the enforcing sidecar may take to fetch a new revocation list (it polls
+/// every 200 ms).
+const REVOCATION_DEADLINE: Duration = Duration::from_secs(5);
+/// How often to look meanwhile.
+const REVOCATION_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 
 /// The outcome a scenario should have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +76,9 @@ pub(crate) enum Expected {
         /// The code the sidecar records.
         code: &'static str,
     },
+    /// The callee's SVID is renewed while the call is repeated: every call is answered
+    /// 200, before, during and after the rotation.
+    Rotated,
 }
 
 impl fmt::Display for Expected {
@@ -82,6 +103,7 @@ impl fmt::Display for Expected {
                 )
             }
             Expected::HandshakeRefused { code } => write!(f, "handshake refused: {code}"),
+            Expected::Rotated => f.write_str("new SVID serial, every call 200 allowed"),
         }
     }
 }
@@ -111,6 +133,7 @@ impl Expected {
                     && retry_after.is_some()
             }
             Expected::HandshakeRefused { .. } => false,
+            Expected::Rotated => *s == 200 && c.is_none(),
         }
     }
 
@@ -142,6 +165,7 @@ impl Expected {
                     && is_finding(&record.findings, RATE_LIMITED, None)
             }
             Expected::HandshakeRefused { code } => refused(None, code),
+            Expected::Rotated => Expected::Allowed.matches_record(record),
         }
     }
 }
@@ -180,6 +204,27 @@ impl Decider {
     }
 }
 
+/// What a scenario does besides making its call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Just the call (for [`Expected::Throttled`], repeated until refused).
+    Call,
+    /// Repeats the call until `service`'s sidecar has a new SVID serial, then once more.
+    Rotation {
+        /// The service whose SVID rotates.
+        service: &'static str,
+    },
+    /// Revokes `revoked`'s SPIFFE ID at the control plane and waits until `enforcer`'s
+    /// sidecar has the new revocation list, then calls `enforcer`'s inbound listener
+    /// presenting `revoked`'s current SVID, in a new TLS handshake.
+    Revocation {
+        /// The service revoked.
+        revoked: &'static str,
+        /// The sidecar that must refuse it.
+        enforcer: &'static str,
+    },
+}
+
 /// One scenario, ready to run.
 pub(crate) struct Scenario {
     /// What it shows.
@@ -188,6 +233,8 @@ pub(crate) struct Scenario {
     pub expected: Expected,
     /// Who decides.
     pub decider: Decider,
+    /// What it does around the call.
+    pub step: Step,
     call: Call,
     to: SocketAddr,
     /// TLS client configuration, for calls straight to an inbound listener.
@@ -195,9 +242,117 @@ pub(crate) struct Scenario {
 }
 
 impl Scenario {
+    /// Runs the scenario in `mesh`: its step, its call or calls, and what the caller saw.
+    pub(crate) async fn run(self, mesh: &Mesh) -> Probe {
+        match self.step {
+            Step::Call => self.run_call().await,
+            Step::Rotation { service } => self.run_rotation(mesh, service).await,
+            Step::Revocation { revoked, enforcer } => {
+                self.run_revocation(mesh, revoked, enforcer).await
+            }
+        }
+    }
+
+    /// A probe for a scenario that could not make its call, failing with `why`.
+    fn not_run(self, why: String) -> Probe {
+        Probe {
+            name: self.name,
+            expected: self.expected,
+            decider: self.decider,
+            keys: Vec::new(),
+            admitted: 0,
+            rotation: None,
+            observation: Observation::Failed(why),
+        }
+    }
+
+    /// Calls again and again, [`ROTATION_CALL_INTERVAL`] apart, until `service`'s SVID
+    /// serial changes (then once more, so that a call follows the rotation) or
+    /// [`ROTATION_DEADLINE`] passes.
+    async fn run_rotation(self, mesh: &Mesh, service: &'static str) -> Probe {
+        let Some(identity) = mesh.identity(service) else {
+            return self.not_run(format!("no {service} sidecar"));
+        };
+        let before = identity.store.current().serial.clone();
+        let deadline = Instant::now() + ROTATION_DEADLINE;
+        let mut pace = tokio::time::interval(ROTATION_CALL_INTERVAL);
+        let mut keys = Vec::new();
+        let mut admitted = 0;
+        let mut calls = 0;
+        loop {
+            pace.tick().await;
+            let current = identity.store.current().serial.clone();
+            let after = (current != before).then_some(current);
+            calls += 1;
+            let mut call = self.call.clone();
+            call.request_id = call.request_id.map(|id| format!("{id}.{calls}"));
+            let (key, observation) = self.send(&call).await;
+            keys.extend(key);
+            if observation.is_ok() {
+                admitted += 1;
+            }
+            if after.is_some() || Instant::now() >= deadline {
+                return Probe {
+                    name: self.name,
+                    expected: self.expected,
+                    decider: self.decider,
+                    keys,
+                    admitted,
+                    rotation: Some(Rotation {
+                        before,
+                        after,
+                        calls,
+                    }),
+                    observation,
+                };
+            }
+        }
+    }
+
+    /// Revokes `revoked` as `palisade control revoke --spiffe-id` does, waits (at most
+    /// [`REVOCATION_DEADLINE`]) until `enforcer`'s sidecar has fetched the new list, and
+    /// makes the call in a new handshake, presenting `revoked`'s current SVID (the one its
+    /// sidecar last renewed).
+    ///
+    /// A new handshake shows the refusal at the TLS layer; calls on connections opened
+    /// before the revocation get a 403 instead (the sidecar rechecks every request).
+    async fn run_revocation(
+        mut self,
+        mesh: &Mesh,
+        revoked: &'static str,
+        enforcer: &'static str,
+    ) -> Probe {
+        let Some(identity) = mesh.identity(enforcer) else {
+            return self.not_run(format!("no {enforcer} sidecar"));
+        };
+        let id = match spiffe_id(revoked) {
+            Ok(id) => id,
+            Err(e) => return self.not_run(e.to_string()),
+        };
+        let version = match mesh.revoke(id, REVOCATION_REASON).await {
+            Ok(version) => version,
+            Err(e) => return self.not_run(format!("revoking {revoked}: {e}")),
+        };
+        let deadline = Instant::now() + REVOCATION_DEADLINE;
+        while identity.revocations.version() < version {
+            if Instant::now() >= deadline {
+                return self.not_run(format!(
+                    "the {enforcer} sidecar did not fetch revocation list {version} within {} s",
+                    REVOCATION_DEADLINE.as_secs()
+                ));
+            }
+            tokio::time::sleep(REVOCATION_CHECK_INTERVAL).await;
+        }
+        match mesh.client_presenting(revoked, enforcer) {
+            Ok(tls) => self.tls = Some(tls),
+            Err(e) => return self.not_run(format!("presenting {revoked}'s SVID: {e}")),
+        }
+        self.run_call().await
+    }
+
     /// Makes the call (for [`Expected::Throttled`], again and again until it is not
     /// answered 200, like a client stuck in a retry loop) and records what the caller saw.
-    pub(crate) async fn run(self) -> Probe {
+    async fn run_call(self) -> Probe {
         let repeat = matches!(self.expected, Expected::Throttled { .. });
         let mut keys = Vec::new();
         let mut attempt = 0;
@@ -217,6 +372,7 @@ impl Scenario {
                     decider: self.decider,
                     keys,
                     admitted: attempt - 1,
+                    rotation: None,
                     observation,
                 };
             }
@@ -268,6 +424,17 @@ impl Key {
     }
 }
 
+/// The SVID serials seen by a rotation scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rotation {
+    /// The serial when the scenario started.
+    pub before: String,
+    /// The new serial, if it changed before the deadline.
+    pub after: Option<String>,
+    /// How many calls were made.
+    pub calls: usize,
+}
+
 /// What the caller saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Observation {
@@ -305,9 +472,11 @@ pub(crate) struct Probe {
     /// How to find the audit record of each call it made, in order; empty when its one
     /// call never connected (then there is nothing to find).
     pub keys: Vec<Key>,
-    /// How many calls were answered 200 before the last one (only a retry loop makes
-    /// more than one).
+    /// How many calls were answered 200: before the last one for a retry loop, in all
+    /// for a rotation (only those make more than one call).
     pub admitted: usize,
+    /// For a rotation: the serials seen.
+    pub rotation: Option<Rotation>,
     /// What the caller saw for the last call.
     pub observation: Observation,
 }
@@ -351,6 +520,7 @@ impl Probe {
                 }
                 (observed, verdict.is_ok())
             }
+            Expected::Rotated => self.check_rotation(&found),
             _ => {
                 let record = match found.as_slice() {
                     [one] => Some(*one),
@@ -430,6 +600,45 @@ impl Probe {
             ),
             (Observation::Failed(error), _) => format!("no response: {error}"),
         }
+    }
+
+    /// For a rotation: the serial changed, every call was answered 200, and the deciding
+    /// sidecar recorded each as allowed. Returns what was seen and whether it holds.
+    fn check_rotation(&self, found: &[&AuditRecord]) -> (String, bool) {
+        let sidecar = self.decider.sidecar;
+        let Some(rotation) = &self.rotation else {
+            return (self.describe(None), false);
+        };
+        let calls = rotation.calls;
+        let failed = calls - self.admitted;
+        let mut observed = match &rotation.after {
+            Some(after) => format!(
+                "serial {}…→{}… after {calls} calls, {failed} failed",
+                short_serial(&rotation.before),
+                short_serial(after)
+            ),
+            None => format!(
+                "serial {}… unchanged after {calls} calls ({} s), {failed} failed",
+                short_serial(&rotation.before),
+                ROTATION_DEADLINE.as_secs()
+            ),
+        };
+        let allowed = found
+            .iter()
+            .filter(|r| self.expected.matches_record(r))
+            .count();
+        let recorded = found.len() == calls && allowed == calls;
+        if !recorded {
+            observed.push_str(&format!(
+                "; {} audit records on the {sidecar} sidecar ({allowed} allowed) for {calls} \
+                 calls",
+                found.len()
+            ));
+        }
+        (
+            observed,
+            recorded && failed == 0 && rotation.after.is_some(),
+        )
     }
 
     /// For a retry loop: one record per call, every call before the last allowed, the last
@@ -522,6 +731,11 @@ impl Probe {
     }
 }
 
+/// The first 8 hex digits of a serial: enough to tell two apart.
+fn short_serial(serial: &str) -> &str {
+    serial.get(..8).unwrap_or(serial)
+}
+
 /// A record's decision, status and code, for messages.
 fn summary(record: &AuditRecord) -> String {
     format!(
@@ -595,12 +809,17 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
         true,
     );
     let retry_loop = call(Method::GET, "billing", "/invoices/42", true);
+    // Invoice searches: orders' default budget at billing, not its small one for
+    // /invoices/{id}, which the retry loop has spent.
+    let under_rotation = call(Method::GET, "billing", "/invoices?q=42", true);
+    let after_revocation = call(Method::GET, "billing", "/invoices?q=42", false);
 
     Ok(vec![
         Scenario {
             name: app("orders", "billing", &get_invoice),
             expected: Expected::Allowed,
             decider: Decider::inbound("billing"),
+            step: Step::Call,
             call: get_invoice,
             to: orders_out,
             tls: None,
@@ -609,6 +828,7 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
             name: app("orders", "billing", &pay),
             expected: Expected::Allowed,
             decider: Decider::inbound("billing"),
+            step: Step::Call,
             call: pay,
             to: orders_out,
             tls: None,
@@ -617,6 +837,7 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
             name: app("billing", "customers", &get_customer),
             expected: Expected::Allowed,
             decider: Decider::inbound("customers"),
+            step: Step::Call,
             call: get_customer,
             to: billing_out,
             tls: None,
@@ -628,6 +849,7 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
                 code: "palisade.authz.denied",
             },
             decider: Decider::inbound("customers"),
+            step: Step::Call,
             call: delete_customer,
             to: orders_out,
             tls: None,
@@ -638,6 +860,7 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
                 code: "palisade.identity.missing",
             },
             decider: Decider::inbound("customers"),
+            step: Step::Call,
             call: no_cert,
             to: customers.inbound,
             tls: Some(anonymous),
@@ -648,6 +871,7 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
                 code: "palisade.identity.untrusted",
             },
             decider: Decider::inbound("customers"),
+            step: Step::Call,
             call: rogue_cert,
             to: customers.inbound,
             tls: Some(impersonating),
@@ -659,6 +883,7 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
                 code: "palisade.identity.plaintext",
             },
             decider: Decider::inbound("billing"),
+            step: Step::Call,
             call: plaintext,
             to: billing_in,
             tls: None,
@@ -677,6 +902,7 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
                 service: IMPERSONATED,
                 direction: Direction::Outbound,
             },
+            step: Step::Call,
             call: impostor,
             to: orders_out,
             tls: None,
@@ -694,6 +920,7 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
                 field: Some("/approved_by"),
             },
             decider: Decider::inbound("billing"),
+            step: Step::Call,
             call: unknown_field,
             to: orders_out,
             tls: None,
@@ -709,6 +936,7 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
                 field: None,
             },
             decider: Decider::inbound("billing"),
+            step: Step::Call,
             call: undocumented,
             to: orders_out,
             tls: None,
@@ -723,6 +951,7 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
                 field: Some("query/q"),
             },
             decider: Decider::inbound("billing"),
+            step: Step::Call,
             call: sql_injection,
             to: orders_out,
             tls: None,
@@ -735,6 +964,7 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
                 field: Some("path"),
             },
             decider: Decider::inbound("billing"),
+            step: Step::Call,
             call: traversal,
             to: orders_out,
             tls: None,
@@ -748,8 +978,40 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
             ),
             expected: Expected::Throttled { budget },
             decider: Decider::inbound("billing"),
+            step: Step::Call,
             call: retry_loop,
             to: orders_out,
+            tls: None,
+        },
+        Scenario {
+            name: format!(
+                "billing's SVID rotates under traffic: {} every {} ms until renewed",
+                app("orders", "billing", &under_rotation),
+                ROTATION_CALL_INTERVAL.as_millis()
+            ),
+            expected: Expected::Rotated,
+            decider: Decider::inbound("billing"),
+            step: Step::Rotation { service: "billing" },
+            call: under_rotation,
+            to: orders_out,
+            tls: None,
+        },
+        // Last: it cuts orders off for good.
+        Scenario {
+            name: format!(
+                "orders is revoked by the control plane; orders' current SVID → billing \
+                 inbound: {} {}",
+                after_revocation.method, after_revocation.path
+            ),
+            expected: Expected::HandshakeRefused { code: REVOKED },
+            decider: Decider::inbound("billing"),
+            step: Step::Revocation {
+                revoked: "orders",
+                enforcer: "billing",
+            },
+            call: after_revocation,
+            to: billing_in,
+            // Built when the scenario runs, from the SVID orders' sidecar holds then.
             tls: None,
         },
     ])
@@ -819,6 +1081,7 @@ mod tests {
             decider: Decider::inbound("billing"),
             keys: vec![Key::RequestId("demo-scenario-1".into())],
             admitted: 0,
+            rotation: None,
             observation: reply(200, None, None),
         }
     }
@@ -1018,6 +1281,7 @@ mod tests {
                 .map(|i| Key::RequestId(format!("demo-scenario-13.{i}")))
                 .collect(),
             admitted: calls - 1,
+            rotation: None,
             observation: Observation::Reply {
                 status: 429,
                 code: Some(RATE_LIMITED.into()),
@@ -1161,6 +1425,75 @@ mod tests {
         );
     }
 
+    /// A rotation scenario of `calls` calls, all answered 200, whose serial changed or not.
+    fn rotation_probe(calls: usize, rotated: bool) -> Probe {
+        Probe {
+            name: "billing's SVID rotates".into(),
+            expected: Expected::Rotated,
+            decider: Decider::inbound("billing"),
+            keys: (1..=calls)
+                .map(|i| Key::RequestId(format!("demo-scenario-14.{i}")))
+                .collect(),
+            admitted: calls,
+            rotation: Some(Rotation {
+                before: "3a525cba0011".into(),
+                after: rotated.then(|| "7f01aa22bb33".into()),
+                calls,
+            }),
+            observation: reply(200, None, None),
+        }
+    }
+
+    fn rotation_records(calls: usize) -> Vec<AuditRecord> {
+        (1..=calls)
+            .map(|i| {
+                record(
+                    "billing",
+                    Direction::Inbound,
+                    &format!("demo-scenario-14.{i}"),
+                    "p",
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rotation_passes_when_the_serial_changes_and_every_call_is_allowed() {
+        let probe = rotation_probe(3, true);
+        let records = rotation_records(3);
+        assert!(probe.is_recorded(&records));
+        let result = probe.judge(&records);
+        assert!(result.passed, "{result:?}");
+        assert_eq!(result.expected, "new SVID serial, every call 200 allowed");
+        assert_eq!(
+            result.observed,
+            "serial 3a525cba…→7f01aa22… after 3 calls, 0 failed (billing sidecar)"
+        );
+    }
+
+    #[test]
+    fn a_rotation_fails_without_a_new_serial_a_record_per_call_or_with_a_failed_call() {
+        let result = rotation_probe(3, false).judge(&rotation_records(3));
+        assert!(!result.passed);
+        assert!(result.observed.contains("unchanged"), "{}", result.observed);
+
+        let result = rotation_probe(3, true).judge(&rotation_records(2));
+        assert!(!result.passed);
+        assert!(
+            result
+                .observed
+                .contains("2 audit records on the billing sidecar (2 allowed) for 3 calls"),
+            "{}",
+            result.observed
+        );
+
+        let mut probe = rotation_probe(3, true);
+        probe.admitted = 2;
+        let result = probe.judge(&rotation_records(3));
+        assert!(!result.passed);
+        assert!(result.observed.contains("1 failed"), "{}", result.observed);
+    }
+
     #[test]
     fn a_handshake_refusal_is_found_by_peer_and_reported_as_recorded() {
         let probe = Probe {
@@ -1171,6 +1504,7 @@ mod tests {
             decider: Decider::inbound("customers"),
             keys: vec![Key::Peer("127.0.0.1:4000".into())],
             admitted: 0,
+            rotation: None,
             observation: Observation::Failed("received fatal alert: CertificateRequired".into()),
         };
         let mut refused = record("customers", Direction::Inbound, "r", "127.0.0.1:4000");
@@ -1210,21 +1544,44 @@ mod tests {
     }
 
     #[test]
-    fn the_plan_ends_with_the_retry_loop_on_the_configured_budget() {
+    fn the_plan_ends_with_the_retry_loop_the_rotation_and_the_revocation() {
         let tmp = tempfile::tempdir().unwrap();
         let layout = Layout::new(&tmp.path().join("demo"));
         crate::workspace::create(&layout).unwrap();
+        crate::workspace::write_config(&layout, "127.0.0.1:7000".parse().unwrap()).unwrap();
         let config = Config::load(&layout.config).unwrap();
         let plan = plan(&config, &layout).unwrap();
-        assert_eq!(plan.len(), 13);
+        assert_eq!(plan.len(), 15);
         let budget = limited_rate(&config).unwrap().burst;
         assert_eq!(budget, 5);
-        let (last, rest) = plan.split_last().unwrap();
-        assert_eq!(last.expected, Expected::Throttled { budget });
-        assert!(last.name.contains("retry loop"), "{}", last.name);
+        let [rest @ .., retry_loop, rotation, revocation] = plan.as_slice() else {
+            panic!("{} scenarios", plan.len())
+        };
+        assert_eq!(retry_loop.expected, Expected::Throttled { budget });
+        assert!(
+            retry_loop.name.contains("retry loop"),
+            "{}",
+            retry_loop.name
+        );
         assert!(rest
             .iter()
-            .all(|s| !matches!(s.expected, Expected::Throttled { .. })));
+            .all(|s| !matches!(s.expected, Expected::Throttled { .. }) && s.step == Step::Call));
+        // The rotation keeps calling, so it stays off orders' small budget for invoice reads.
+        assert_eq!(rotation.step, Step::Rotation { service: "billing" });
+        assert_eq!(rotation.expected, Expected::Rotated);
+        assert_eq!(rotation.call.path, "/invoices?q=42");
+        // The revocation cuts orders off: last.
+        assert_eq!(
+            revocation.step,
+            Step::Revocation {
+                revoked: "orders",
+                enforcer: "billing"
+            }
+        );
+        assert_eq!(
+            revocation.expected,
+            Expected::HandshakeRefused { code: REVOKED }
+        );
         let guarded = plan
             .iter()
             .filter(|s| matches!(s.expected, Expected::Blocked { .. }))

@@ -1,9 +1,11 @@
-//! The demo directory: the CA and SVIDs, `palisade.toml`, the OpenAPI specs and the
-//! policies, written fresh on every run.
+//! The demo directory: the CA, `palisade.toml`, the OpenAPI specs and the policies,
+//! written fresh on every run. The services' SVIDs are not written here: each sidecar
+//! joins the control plane with a one-time token and writes its own.
 
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use palisade_identity::{write_svid_dir, CertificateAuthority, SpiffeId, DEFAULT_SVID_TTL};
 
@@ -29,6 +31,12 @@ pub(crate) const LIMITED_SERVICE: &str = "billing";
 pub(crate) const LIMITED_CALLER: &str = "orders";
 /// The route template of that budget.
 pub(crate) const LIMITED_ROUTE: &str = "/invoices/{id}";
+
+/// Lifetime of the SVIDs the demo control plane issues. Sidecars renew at half of it
+/// (±10 %), so each one rotates its SVID about 5 s after joining, while the scenarios run.
+pub(crate) const DEMO_SVID_TTL: Duration = Duration::from_secs(10);
+/// How often sidecars fetch the revocation list in the demo.
+const REVOCATION_POLL: &str = "200ms";
 
 const CONFIG_FILE: &str = "palisade.toml";
 
@@ -78,11 +86,6 @@ impl Layout {
         }
     }
 
-    /// A service's SVID directory (the configuration's default `svid_dir`).
-    pub fn svid_dir(&self, service: &str) -> PathBuf {
-        self.state_dir.join("svids").join(service)
-    }
-
     /// The SVID directory of the rogue CA's certificate.
     pub fn rogue_svid_dir(&self) -> PathBuf {
         self.rogue_dir.join("svids").join(ROGUE_CLAIMS)
@@ -115,14 +118,11 @@ pub(crate) struct ServicePorts {
     pub outbound: Option<SocketAddr>,
 }
 
-/// Creates the demo directory's contents: CA, SVIDs, rogue CA, specs, policies, config.
+/// Creates the demo directory's contents but the configuration: CA, rogue CA, specs,
+/// policies. The control plane runs from the CA; [`write_config`] follows once it listens.
 pub(crate) fn create(layout: &Layout) -> Result<(), DemoError> {
     prepare_dir(&layout.root)?;
-    let ca = CertificateAuthority::init(&layout.state_dir, TRUST_DOMAIN, false)?;
-    for service in SERVICES {
-        let svid = ca.issue(&spiffe_id(service)?, DEFAULT_SVID_TTL)?;
-        write_svid_dir(&layout.svid_dir(service), &svid, ca.bundle_pem())?;
-    }
+    CertificateAuthority::init(&layout.state_dir, TRUST_DOMAIN, false)?;
     // Same trust domain name, different root key: only the trust bundle decides trust.
     let rogue = CertificateAuthority::init(&layout.rogue_dir, TRUST_DOMAIN, false)?;
     let rogue_svid = rogue.issue(&spiffe_id(ROGUE_CLAIMS)?, DEFAULT_SVID_TTL)?;
@@ -138,7 +138,13 @@ pub(crate) fn create(layout: &Layout) -> Result<(), DemoError> {
     for (file, text) in POLICIES {
         write(&policies.join(file), text)?;
     }
-    write(&layout.config, &render_config(&allocate_ports()?))
+    Ok(())
+}
+
+/// Writes `palisade.toml`, with the control plane at `control` and free ports for every
+/// listener.
+pub(crate) fn write_config(layout: &Layout, control: SocketAddr) -> Result<(), DemoError> {
+    write(&layout.config, &render_config(&allocate_ports()?, control))
 }
 
 /// Makes `dir` an empty directory. A directory is cleared only when its `palisade.toml`
@@ -209,7 +215,7 @@ fn allocate_ports() -> Result<Vec<ServicePorts>, DemoError> {
 }
 
 /// The text of `palisade.toml`, commented for a reader new to Palisade.
-pub(crate) fn render_config(services: &[ServicePorts]) -> String {
+pub(crate) fn render_config(services: &[ServicePorts], control: SocketAddr) -> String {
     let mut text = format!(
         r#"{MARKER}
 # `palisade demo` deletes and recreates this directory on every run (it recognises
@@ -224,7 +230,8 @@ pub(crate) fn render_config(services: &[ServicePorts]) -> String {
 #
 # A sidecar checks each call it receives, in this order, and refuses it at the first
 # stage that says no:
-#   identity    the caller's mTLS certificate (an X.509-SVID from the demo CA)
+#   identity    the caller's mTLS certificate (an X.509-SVID from the demo CA, not
+#               revoked by the control plane)
 #   limits      the caller's rate limit, per identity ([service.limits], billing only)
 #   policy      the Cedar policies in policies/: may this caller use this endpoint?
 #   validation  the request against the service's OpenAPI spec in specs/: documented
@@ -234,13 +241,25 @@ pub(crate) fn render_config(services: &[ServicePorts]) -> String {
 #               in the path, query and body. On by default; tune it in [service.inspection].
 
 trust_domain = "{TRUST_DOMAIN}"
-state_dir = "state"         # the demo CA (state/ca) and one SVID per service (state/svids/<name>)
+state_dir = "state"         # the demo CA (state/ca), the control plane's database
+                            # (state/control.db) and one SVID per service (state/svids/<name>)
 policy_dir = "policies"     # Cedar policies: which service may call which endpoint
 
 [audit]
 sink = "sqlite"
 path = "audit.db"           # one record per request, allowed or denied
-"#
+
+# The control plane, which `palisade demo` runs in-process (`palisade control serve`
+# outside the demo). Each sidecar joined it with a one-time join token: it generated its
+# private key itself, sent only a CSR, and wrote the SVID it got to its svid_dir. It
+# renews that SVID at half its lifetime and fetches the revocation list every
+# revocation_poll, refusing revoked peers.
+[control]
+url = "https://{control}"
+svid_ttl = "{ttl}s"            # demo only: this short so that a rotation happens during the run
+revocation_poll = "{REVOCATION_POLL}"   # demo only: this short so that a revocation takes effect at once (default 5s)
+"#,
+        ttl = DEMO_SVID_TTL.as_secs(),
     );
     for service in services {
         text.push('\n');
@@ -397,6 +416,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let layout = Layout::new(&tmp.path().join("demo"));
         create(&layout).unwrap();
+        let control: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        write_config(&layout, control).unwrap();
         let text = fs::read_to_string(&layout.config).unwrap();
         assert_eq!(text.lines().next(), Some(MARKER));
         assert!(is_demo_dir(&layout.root));
@@ -407,16 +428,21 @@ mod tests {
         for name in SERVICES {
             let service = config.service(name).unwrap();
             assert_eq!(service.spiffe_id, spiffe_id(name).unwrap());
-            assert_eq!(service.svid_dir, layout.svid_dir(name));
+            assert_eq!(service.svid_dir, layout.state_dir.join("svids").join(name));
             assert_eq!(
                 service.owner.as_deref(),
                 Some(format!("team-{name}").as_str())
             );
             assert!(service.outbound.is_some());
             assert!(service.openapi.as_ref().unwrap().is_file());
-            let svid = palisade_identity::SvidMaterial::load_dir(&service.svid_dir).unwrap();
-            assert_eq!(svid.spiffe_id, service.spiffe_id);
+            // No SVID yet: the sidecar writes the one it gets by joining.
+            assert!(!service.svid_dir.exists(), "{name}");
         }
+        let settings = config.control.as_ref().unwrap();
+        assert_eq!(settings.url, "https://127.0.0.1:7000");
+        assert_eq!(settings.svid_ttl, DEMO_SVID_TTL);
+        assert_eq!(settings.revocation_poll, Duration::from_millis(200));
+        assert_eq!(settings.bundle, layout.bundle());
         // Validation and inspection are on by default; only billing has rate limits: a
         // generous default and orders' own small budget for reading invoices.
         for name in SERVICES {

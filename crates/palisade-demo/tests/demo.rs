@@ -1,4 +1,5 @@
-//! `palisade demo` end to end: a real mesh on 127.0.0.1, real handshakes, a real audit log.
+//! `palisade demo` end to end: a real control plane and mesh on 127.0.0.1, real joins,
+//! renewals and handshakes, a real audit log.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -6,9 +7,10 @@ use std::collections::BTreeMap;
 
 use palisade_audit::{query, AuditQuery, AuditRecord, Decision, Direction};
 use palisade_demo::{run, DemoError, DemoOptions};
+use palisade_identity::SvidMaterial;
 
 /// The refused scenarios' codes; each must leave exactly one deny record.
-const REFUSALS: [&str; 10] = [
+const REFUSALS: [&str; 11] = [
     "palisade.authz.denied",
     "palisade.identity.missing",
     "palisade.identity.untrusted",
@@ -19,6 +21,7 @@ const REFUSALS: [&str; 10] = [
     "palisade.injection.sql",
     "palisade.injection.path_traversal",
     "palisade.ratelimit.exceeded",
+    "palisade.identity.revoked",
 ];
 
 /// The guard stages' refusals of calls the policies permit: code, the deciding record's
@@ -71,7 +74,7 @@ async fn every_scenario_passes_and_each_refusal_is_audited_once() {
     .unwrap();
 
     assert!(report.all_passed(), "{:#?}", report.scenarios);
-    assert_eq!(report.scenarios.len(), 13);
+    assert_eq!(report.scenarios.len(), 15);
     assert_eq!(report.audit_db, dir.join("audit.db"));
     assert_eq!(report.config, dir.join("palisade.toml"));
     let allowed: Vec<&str> = report
@@ -89,14 +92,16 @@ async fn every_scenario_passes_and_each_refusal_is_audited_once() {
         assert!(observed.contains(policy), "{observed}");
     }
     // The guard scenarios, in the order they ran, as the results table shows them.
-    let guarded: Vec<&str> = report.scenarios[8..]
+    let guarded: Vec<&str> = report.scenarios[8..13]
         .iter()
         .map(|s| s.observed.as_str())
         .collect();
     for (observed, (_, _, _, shown)) in guarded.iter().zip(GUARDED) {
         assert!(observed.starts_with(shown), "{observed}");
     }
-    let retry_loop = report.scenarios.last().unwrap();
+    let [.., retry_loop, rotation, revocation] = report.scenarios.as_slice() else {
+        panic!("{:#?}", report.scenarios)
+    };
     assert!(
         retry_loop.name.contains("retry loop"),
         "{}",
@@ -109,11 +114,58 @@ async fn every_scenario_passes_and_each_refusal_is_audited_once() {
         retry_loop.observed
     );
 
+    // Billing's SVID rotated under traffic, and every call was allowed.
+    assert!(rotation.name.contains("rotates"), "{}", rotation.name);
+    assert!(
+        rotation.observed.contains("→") && rotation.observed.contains(", 0 failed"),
+        "{}",
+        rotation.observed
+    );
+    // Orders was revoked last, and billing refused its SVID in the handshake.
+    assert!(revocation.name.contains("revoked"), "{}", revocation.name);
+    assert_eq!(
+        revocation.observed,
+        "handshake refused: palisade.identity.revoked (billing sidecar)"
+    );
+
+    // Every service's svid.pem was written by its sidecar's join (none was pre-issued),
+    // then renewed by the control plane: the control plane recorded one join each.
+    for service in ["orders", "billing", "customers"] {
+        let svid = SvidMaterial::load_dir(&dir.join("state/svids").join(service)).unwrap();
+        assert_eq!(
+            svid.spiffe_id.as_str(),
+            format!("spiffe://palisade.demo/ns/demo/sa/{service}")
+        );
+    }
+
     let records = query(&report.audit_db, &AuditQuery::default()).unwrap();
+    let joins = records
+        .iter()
+        .filter(|r| r.path.as_deref() == Some("/v1/join") && r.decision == Decision::Allow)
+        .count();
+    assert_eq!(joins, 3, "one join per sidecar");
+    let renewals: Vec<&AuditRecord> = records
+        .iter()
+        .filter(|r| r.path.as_deref() == Some("/v1/renew") && r.decision == Decision::Allow)
+        .collect();
+    assert!(
+        renewals
+            .iter()
+            .any(|r| r.caller.as_deref() == Some("spiffe://palisade.demo/ns/demo/sa/billing")),
+        "{renewals:#?}"
+    );
+    // Sidecar refusals only: the control plane's own records depend on timing (a renewal
+    // orders attempts after its revocation is refused, correctly, with
+    // palisade.control.revoked, if the run is slow enough to reach its half-life).
     let denies: Vec<&AuditRecord> = records
         .iter()
-        .filter(|r| r.decision == Decision::Deny)
+        .filter(|r| r.decision == Decision::Deny && r.service != "palisade-control")
         .collect();
+    assert!(records
+        .iter()
+        .filter(|r| r.service == "palisade-control" && r.decision == Decision::Deny)
+        .all(|r| r.code.as_deref() == Some("palisade.control.revoked")
+            && r.caller.as_deref() == Some("spiffe://palisade.demo/ns/demo/sa/orders")));
     let mut by_code: BTreeMap<&str, usize> = BTreeMap::new();
     for record in &denies {
         *by_code
@@ -123,13 +175,21 @@ async fn every_scenario_passes_and_each_refusal_is_audited_once() {
     let expected: BTreeMap<&str, usize> = REFUSALS.iter().map(|code| (*code, 1)).collect();
     assert_eq!(by_code, expected, "{denies:#?}");
 
-    // The handshake refusals were recorded by the customers sidecar, with no HTTP exchange.
-    for code in ["palisade.identity.missing", "palisade.identity.untrusted"] {
+    // The handshake refusals were recorded by the sidecar called, with no HTTP exchange:
+    // customers for the attacks on identity, billing for the revoked orders SVID.
+    for (code, service) in [
+        ("palisade.identity.missing", "customers"),
+        ("palisade.identity.untrusted", "customers"),
+        ("palisade.identity.revoked", "billing"),
+    ] {
         let record = denies
             .iter()
             .find(|r| r.code.as_deref() == Some(code))
             .unwrap();
-        assert_eq!(record.service, "customers");
+        assert_eq!(
+            (record.service.as_str(), record.direction),
+            (service, Direction::Inbound)
+        );
         assert_eq!(record.status, None);
         assert_eq!(record.method, None);
     }

@@ -36,6 +36,7 @@ pub struct SvidClientVerifier {
     chain: Arc<dyn ClientCertVerifier>,
     trust_domains: Vec<String>,
     revocations: Arc<Revocations>,
+    mandatory: bool,
 }
 
 impl SvidClientVerifier {
@@ -48,7 +49,16 @@ impl SvidClientVerifier {
             chain,
             trust_domains,
             revocations: Revocations::new(),
+            mandatory: true,
         })
+    }
+
+    /// Lets clients connect without a certificate (a presented one is still fully
+    /// checked): for endpoints such as the control plane's join, whose callers have no
+    /// SVID yet and must prove themselves otherwise.
+    pub fn allow_unauthenticated(mut self) -> Self {
+        self.mandatory = false;
+        self
     }
 
     /// Also refuses SVIDs on `revocations` (shared, updated in place).
@@ -80,7 +90,7 @@ impl ClientCertVerifier for SvidClientVerifier {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        true
+        self.mandatory
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {

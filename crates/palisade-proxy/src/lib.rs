@@ -255,6 +255,7 @@ impl Sidecar {
             spec,
             policy: policy.clone(),
             upstream: LocalUpstream::new(own.upstream, own.spiffe_id.clone()),
+            identity: identity.clone(),
             audit: audit.clone(),
         });
         let inbound_listener = bind(own.inbound).await?;

@@ -41,7 +41,7 @@ use crate::identity::SidecarIdentity;
 use crate::rejection::{problem_body, Rejection};
 use crate::stages::authorize::{authorize, Call};
 use crate::stages::forward::{CountedBody, LocalUpstream, MeshTarget};
-use crate::stages::identify::{identify, ConnectionIdentity};
+use crate::stages::identify::{check_not_revoked, identify, ConnectionIdentity};
 use crate::stages::inspect::{inspect, InspectedBody};
 use crate::stages::limit::limit;
 use crate::stages::route::{endpoint, route};
@@ -107,6 +107,8 @@ pub struct InboundPipeline {
     pub max_body_bytes: usize,
     /// The local app.
     pub upstream: LocalUpstream,
+    /// This sidecar's live identity (its revocation set is checked on every request).
+    pub identity: Arc<SidecarIdentity>,
     /// Where records go.
     pub audit: AuditHandle,
 }
@@ -133,6 +135,8 @@ impl Stages for InboundPipeline {
         // identify: the caller's SPIFFE ID, from the SVID verified in the handshake.
         let caller = identify(&connection.identity)?;
         ctx.caller = Some(caller.clone());
+        // ...not revoked since the connection was opened (the handshake saw an older list).
+        check_not_revoked(&connection.identity, &self.identity.revocations)?;
         // route: the endpoint is the spec's route template, else the literal path.
         ctx.route = route(self.spec.as_ref(), &ctx.method, &ctx.path);
         let endpoint = endpoint(ctx.route.as_deref(), &ctx.path).to_owned();

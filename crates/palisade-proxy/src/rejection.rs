@@ -12,6 +12,12 @@ pub enum Rejection {
     /// The connection carried no verified caller identity.
     #[error("the caller presented no verified identity")]
     CallerUnidentified,
+    /// The caller's SVID was revoked after its connection was opened.
+    #[error("{caller} has been revoked by the control plane")]
+    CallerRevoked {
+        /// The caller's SPIFFE ID.
+        caller: String,
+    },
     /// The policy set denied the call (including by default).
     #[error("{reason}")]
     Denied {
@@ -129,6 +135,7 @@ impl Rejection {
     pub fn code(&self) -> &'static str {
         match self {
             Rejection::CallerUnidentified => "palisade.identity.missing",
+            Rejection::CallerRevoked { .. } => "palisade.identity.revoked",
             Rejection::Denied { code, .. } => code,
             Rejection::PolicyUnavailable { .. } => "palisade.policy.unavailable",
             Rejection::UpstreamUnavailable { .. } => "palisade.upstream.unavailable",
@@ -151,6 +158,7 @@ impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Rejection::CallerUnidentified => StatusCode::UNAUTHORIZED,
+            Rejection::CallerRevoked { .. } => StatusCode::FORBIDDEN,
             Rejection::Denied { .. } => StatusCode::FORBIDDEN,
             // Fail closed, but say it is the proxy's state, not the caller's fault.
             Rejection::PolicyUnavailable { .. }
@@ -177,6 +185,7 @@ impl Rejection {
     pub fn title(&self) -> &'static str {
         match self {
             Rejection::CallerUnidentified => "Caller not identified",
+            Rejection::CallerRevoked { .. } => "Caller revoked",
             Rejection::Denied { .. } => "Forbidden by policy",
             Rejection::PolicyUnavailable { .. } => "Policy unavailable",
             Rejection::UpstreamUnavailable { .. } => "Upstream unavailable",

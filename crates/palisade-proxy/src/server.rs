@@ -13,8 +13,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use palisade_audit::{AuditRecord, AuthMethod, Decision, Direction};
-use palisade_identity::svid_identity;
 use palisade_identity::tls::classify_handshake_error;
+use palisade_identity::{svid_facts, svid_identity};
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -53,8 +53,13 @@ pub async fn serve_inbound(
                 .1
                 .peer_certificates()
                 .and_then(|chain| chain.first())
-                .and_then(|leaf| svid_identity(leaf).ok())
-                .map_or(ConnectionIdentity::Anonymous, ConnectionIdentity::Mtls);
+                .and_then(|leaf| Some((svid_identity(leaf).ok()?, svid_facts(leaf).ok()?)))
+                .map_or(ConnectionIdentity::Anonymous, |(id, facts)| {
+                    ConnectionIdentity::Mtls {
+                        id,
+                        serial: facts.serial,
+                    }
+                });
             serve_http(io, ConnectionInfo { peer, identity }, pipeline, watcher).await;
         }
     })

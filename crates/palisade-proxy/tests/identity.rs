@@ -167,3 +167,29 @@ async fn an_expired_own_svid_fails_outbound_calls_closed() {
         Some("palisade.identity.expired")
     );
 }
+
+#[tokio::test]
+async fn a_revocation_reaches_connections_opened_before_it() {
+    let mesh = Mesh::start(Some(POLICIES), &["billing"]).await;
+    let (_, mut open) = connect(&mesh).await;
+    assert_eq!(get(&mut open).await, 200);
+    mesh.sidecars[0].identity.revocations.replace(
+        1,
+        [],
+        ["spiffe://palisade.test/ns/test/sa/orders".to_owned()],
+    );
+    assert_eq!(
+        get(&mut open).await,
+        403,
+        "the pooled connection loses its access"
+    );
+    let records = mesh.finish().await;
+    assert_eq!(
+        records[1].code.as_deref(),
+        Some("palisade.identity.revoked")
+    );
+    assert_eq!(
+        records[1].caller.as_deref(),
+        Some("spiffe://palisade.test/ns/test/sa/orders")
+    );
+}

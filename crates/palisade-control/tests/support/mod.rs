@@ -31,6 +31,11 @@ pub struct Harness {
 impl Harness {
     /// Starts a control plane with the default SVID TTL (1 h).
     pub async fn start() -> Self {
+        Self::start_with(|_, _| {}).await
+    }
+
+    /// Starts a control plane whose configuration `configure` adjusts first.
+    pub async fn start_with(configure: impl FnOnce(&TestPki, &mut ControlServerConfig)) -> Self {
         let pki = TestPki::new(TRUST_DOMAIN);
         let audit_db = pki.dir.path().join("audit.db");
         let writer = AuditWriter::start(
@@ -40,12 +45,13 @@ impl Harness {
             1024,
         )
         .unwrap();
-        let config = ControlServerConfig::new(
+        let mut config = ControlServerConfig::new(
             pki.state_dir(),
             "127.0.0.1:0".parse().unwrap(),
             TRUST_DOMAIN,
             writer.handle(),
         );
+        configure(&pki, &mut config);
         let control = ControlServer::start(config).await.unwrap();
         let client = ControlClient::new(
             &format!("https://{}", control.addr),
