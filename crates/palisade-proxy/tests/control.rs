@@ -18,7 +18,7 @@ const OPEN: &str = r#"permit(principal, action, resource in Palisade::Service::"
 
 struct Setup {
     pki: TestPki,
-    control: RunningControl,
+    control: Option<RunningControl>,
     billing: RunningSidecar,
     writer: AuditWriter,
 }
@@ -66,7 +66,7 @@ async fn setup(ttl: Duration) -> Setup {
         .unwrap();
     Setup {
         pki,
-        control,
+        control: Some(control),
         billing,
         writer,
     }
@@ -84,7 +84,9 @@ impl Setup {
 
     async fn finish(self) -> Vec<palisade_audit::AuditRecord> {
         self.billing.shutdown().await;
-        self.control.shutdown().await;
+        if let Some(control) = self.control {
+            control.shutdown().await;
+        }
         let db = self.pki.dir.path().join("audit.db");
         let writer = self.writer;
         tokio::task::spawn_blocking(move || writer.shutdown())
@@ -170,4 +172,39 @@ async fn refuses_a_caller_once_the_control_plane_revokes_it() {
     let records = setup.finish().await;
     let codes: Vec<_> = records.iter().map(|r| r.code.as_deref()).collect();
     assert_eq!(codes, [None, Some("palisade.identity.revoked")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fails_closed_when_the_svid_expires_with_the_control_plane_down() {
+    let ttl = Duration::from_secs(3);
+    let mut setup = setup(ttl).await;
+    let ok = tls_request(
+        setup.billing.inbound_addr,
+        setup.orders_config(),
+        "GET",
+        "/invoices/1",
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.status, 200);
+
+    // The control plane goes away; billing keeps serving until its SVID runs out.
+    setup.control.take().unwrap().shutdown().await;
+    let identity = setup.billing.identity.clone();
+    // Certificate validity has one-second resolution: wait a second past notAfter.
+    wait_until("billing's SVID to expire", Duration::from_secs(15), || {
+        let expired_at = identity.store.current().not_after;
+        expired_at + time::Duration::seconds(1) < time::OffsetDateTime::now_utc()
+    })
+    .await;
+    // Callers refuse an expired server certificate: no call gets through.
+    tls_request(
+        setup.billing.inbound_addr,
+        setup.orders_config(),
+        "GET",
+        "/invoices/1",
+    )
+    .await
+    .unwrap_err();
+    setup.finish().await;
 }
