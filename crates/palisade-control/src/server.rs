@@ -46,6 +46,12 @@ pub const CONTROL_SVID_TTL: Duration = Duration::from_secs(24 * 3600);
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long in-flight requests may finish after shutdown is requested.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long after its SVID expired a workload may still renew with it. A sidecar cut off
+/// from the control plane past its expiry thus recovers by itself when the control plane
+/// returns; beyond this it needs a new join token. The expired SVID is accepted for
+/// `/v1/renew` only, and revocation still applies.
+pub const RENEWAL_GRACE: Duration = Duration::from_secs(24 * 3600);
+
 /// Largest request body accepted (a CSR is under 1 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Wait before retrying a failed rotation of the control plane's SVID.
@@ -660,7 +666,13 @@ async fn token(
     let oauth = oauth_of(ctx)?;
     let body = read_body(request, "application/x-www-form-urlencoded", facts).await?;
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    let cert = connection.peer_der.clone();
+    // An SVID admitted in its renewal grace (expired) authenticates nothing but renewal.
+    let cert = connection.peer_der.clone().filter(|_| {
+        connection
+            .peer
+            .as_ref()
+            .is_none_or(|p| p.not_after > OffsetDateTime::now_utc())
+    });
     let answer = tokio::task::spawn_blocking(move || {
         oauth.issuer.token_endpoint(
             &form,
@@ -743,12 +755,13 @@ async fn renew(
             "renewal needs the current SVID as the TLS client certificate",
         ));
     };
-    if peer.not_after <= OffsetDateTime::now_utc() {
+    if peer.not_after + RENEWAL_GRACE <= OffsetDateTime::now_utc() {
         return Err(Refusal::new(
             Reason::SvidExpired,
             format!(
-                "the presented SVID (serial {}) expired while the connection was open",
-                peer.serial
+                "the presented SVID (serial {}) expired more than {} h ago; join again with a new token",
+                peer.serial,
+                RENEWAL_GRACE.as_secs() / 3600
             ),
         ));
     }

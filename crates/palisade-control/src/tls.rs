@@ -92,8 +92,10 @@ pub(crate) fn server_config(
 ) -> Result<ServerConfig, ControlError> {
     // Optional: joining workloads have no SVID yet; a presented one must pass every check
     // of the sidecars' verifier. Endpoints that need an identity check for it themselves.
-    let verifier =
-        SvidClientVerifier::new(roots, vec![trust_domain.to_owned()])?.allow_unauthenticated();
+    let verifier = SvidClientVerifier::new(roots, vec![trust_domain.to_owned()])?
+        .allow_unauthenticated()
+        // Expired SVIDs get in only to renew (the renew endpoint checks the grace).
+        .with_expired_grace(crate::server::RENEWAL_GRACE);
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(tls_error)?

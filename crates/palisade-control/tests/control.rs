@@ -606,3 +606,38 @@ async fn the_client_refuses_a_server_presenting_an_svid_other_than_the_control_i
     let received = server.await.unwrap();
     assert!(received.is_empty());
 }
+
+#[tokio::test]
+async fn an_svid_expired_within_the_grace_still_renews_but_one_expired_longer_does_not() {
+    let h = Harness::start().await;
+    let billing = h.id("billing");
+    let now = time::OffsetDateTime::now_utc();
+    let recent = h
+        .pki
+        .ca
+        .issue_between(
+            &billing,
+            now - time::Duration::hours(2),
+            now - time::Duration::hours(1),
+        )
+        .unwrap();
+    let (_, material) = h.install("billing", &recent);
+    let renewed = h.client.renew(&material).await.unwrap();
+    assert!(renewed.not_after > now);
+
+    let long_gone = h
+        .pki
+        .ca
+        .issue_between(
+            &billing,
+            now - time::Duration::hours(30),
+            now - time::Duration::hours(25),
+        )
+        .unwrap();
+    let (_, material) = h.install("billing-old", &long_gone);
+    assert!(
+        h.client.renew(&material).await.is_err(),
+        "beyond the grace the SVID is refused"
+    );
+    h.finish().await;
+}

@@ -37,6 +37,7 @@ pub struct SvidClientVerifier {
     trust_domains: Vec<String>,
     revocations: Arc<Revocations>,
     mandatory: bool,
+    expired_grace: std::time::Duration,
 }
 
 impl SvidClientVerifier {
@@ -50,7 +51,18 @@ impl SvidClientVerifier {
             trust_domains,
             revocations: Revocations::new(),
             mandatory: true,
+            expired_grace: std::time::Duration::ZERO,
         })
+    }
+
+    /// Also accepts SVIDs that expired less than `grace` ago (every other check still
+    /// applies, the chain as of the certificate's last valid second). Only for a server
+    /// whose endpoints check expiry themselves: the control plane lets such a workload
+    /// renew (and nothing else), so a sidecar cut off from the control plane past its
+    /// SVID's expiry recovers by itself when the control plane returns.
+    pub fn with_expired_grace(mut self, grace: std::time::Duration) -> Self {
+        self.expired_grace = grace;
+        self
     }
 
     /// Lets clients connect without a certificate (a presented one is still fully
@@ -103,8 +115,32 @@ impl ClientCertVerifier for SvidClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.chain
-            .verify_client_cert(end_entity, intermediates, now)?;
+        match self
+            .chain
+            .verify_client_cert(end_entity, intermediates, now)
+        {
+            Ok(_) => {}
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::Expired | CertificateError::ExpiredContext { .. },
+            )) if !self.expired_grace.is_zero() => {
+                // Within the grace, verify the chain as of the certificate's last valid second.
+                let not_after = svid_facts(end_entity).map_err(svid_rejection)?.not_after;
+                let expired_for = std::time::Duration::from_secs(now.as_secs()).saturating_sub(
+                    std::time::Duration::from_secs(
+                        u64::try_from(not_after.unix_timestamp()).unwrap_or(0),
+                    ),
+                );
+                if expired_for > self.expired_grace {
+                    return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
+                }
+                let last_valid = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+                    u64::try_from(not_after.unix_timestamp()).unwrap_or(0),
+                ));
+                self.chain
+                    .verify_client_cert(end_entity, intermediates, last_valid)?;
+            }
+            Err(e) => return Err(e),
+        }
         let id = svid_identity(end_entity).map_err(svid_rejection)?;
         if !self.trust_domains.iter().any(|td| td == id.trust_domain()) {
             return Err(svid_rejection(SvidError::ForeignTrustDomain {

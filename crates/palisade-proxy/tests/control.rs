@@ -175,7 +175,7 @@ async fn refuses_a_caller_once_the_control_plane_revokes_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fails_closed_when_the_svid_expires_with_the_control_plane_down() {
+async fn fails_closed_when_the_svid_expires_with_the_control_plane_down_and_recovers_by_itself() {
     let ttl = Duration::from_secs(3);
     let mut setup = setup(ttl).await;
     let ok = tls_request(
@@ -189,7 +189,9 @@ async fn fails_closed_when_the_svid_expires_with_the_control_plane_down() {
     assert_eq!(ok.status, 200);
 
     // The control plane goes away; billing keeps serving until its SVID runs out.
-    setup.control.take().unwrap().shutdown().await;
+    let control = setup.control.take().unwrap();
+    let addr = control.addr;
+    control.shutdown().await;
     let identity = setup.billing.identity.clone();
     // Certificate validity has one-second resolution: wait a second past notAfter.
     wait_until("billing's SVID to expire", Duration::from_secs(15), || {
@@ -206,5 +208,35 @@ async fn fails_closed_when_the_svid_expires_with_the_control_plane_down() {
     )
     .await
     .unwrap_err();
+
+    // Back on the same address: the sidecar renews with its expired SVID (within the
+    // control plane's renewal grace) and serves again, without a restart.
+    let mut control_config = ControlServerConfig::new(
+        setup.pki.state_dir(),
+        addr,
+        "palisade.test",
+        setup.writer.handle(),
+    );
+    control_config.svid_ttl = Duration::from_secs(3600);
+    setup.control = Some(ControlServer::start(control_config).await.unwrap());
+    wait_until(
+        "billing to renew after the outage",
+        Duration::from_secs(30),
+        || {
+            identity
+                .check_own_validity(time::OffsetDateTime::now_utc())
+                .is_ok()
+        },
+    )
+    .await;
+    let ok = tls_request(
+        setup.billing.inbound_addr,
+        setup.orders_config(),
+        "GET",
+        "/invoices/1",
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.status, 200);
     setup.finish().await;
 }
