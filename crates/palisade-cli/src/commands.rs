@@ -182,6 +182,7 @@ fn control(command: ControlCommand) -> Result<ExitCode, Failure> {
             let runtime = runtime()?;
             runtime.block_on(async {
                 let mut settings = ControlServerConfig::new(config.state_dir.clone(), listen, config.trust_domain.clone(), writer.handle());
+                settings.policy_dir = Some(config.policy_dir.clone());
                 if let Some(control) = &config.control {
                     settings.svid_ttl = control.svid_ttl;
                     settings.oauth = control.oauth.as_ref().map(oauth_settings).transpose()?;

@@ -72,6 +72,7 @@ pub struct Config {
 /// svid_ttl = "1h"                    # lifetime of the SVIDs it issues
 /// revocation_poll = "5s"             # how often sidecars fetch the revocation list
 /// bundle = "state/ca/ca.pem"         # trust bundle to verify the control plane; default <state_dir>/ca/ca.pem
+/// distribute_policies = true         # sidecars enforce the control plane's policy set
 ///
 /// [control.oauth]                    # optional: the OAuth 2.0 token endpoint and JWKS
 /// token_ttl = "5m"
@@ -94,6 +95,9 @@ pub struct ControlSettings {
     pub revocation_poll: std::time::Duration,
     /// The trust bundle (PEM) that verifies the control plane.
     pub bundle: PathBuf,
+    /// Sidecars enforce the policy set the control plane serves (cached on disk, so they
+    /// start with the last good set when it is unreachable) instead of `policy_dir`.
+    pub distribute_policies: bool,
     /// The OAuth 2.0 token endpoint (`[control.oauth]`), when configured.
     pub oauth: Option<OAuthSettings>,
 }
@@ -306,6 +310,8 @@ struct RawControl {
     svid_ttl: Option<String>,
     revocation_poll: Option<String>,
     bundle: Option<PathBuf>,
+    #[serde(default)]
+    distribute_policies: bool,
     oauth: Option<Spanned<RawOAuth>>,
 }
 
@@ -568,6 +574,7 @@ impl Checker<'_> {
                 .bundle
                 .map(resolve)
                 .unwrap_or_else(|| state_dir.join("ca").join("ca.pem")),
+            distribute_policies: raw.distribute_policies,
             oauth,
         })
     }

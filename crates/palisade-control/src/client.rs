@@ -158,6 +158,32 @@ impl ControlClient {
         parse_json(&body).map(Some)
     }
 
+    /// The policy set, fetched over mTLS with `current`; `None` when still at `etag`.
+    pub async fn policies(
+        &self,
+        current: &SvidMaterial,
+        etag: Option<&str>,
+    ) -> Result<Option<crate::api::PolicyBundle>, ControlError> {
+        let mut headers = HeaderMap::new();
+        if let Some(etag) = etag {
+            if let Ok(value) = format!("\"{etag}\"").parse() {
+                headers.insert(header::IF_NONE_MATCH, value);
+            }
+        }
+        let config = Arc::new(client_config(
+            self.roots.clone(),
+            self.expected.clone(),
+            Some(current),
+        )?);
+        let (status, body) = self
+            .exchange(Method::GET, "/v1/policies", headers, None, config)
+            .await?;
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        parse_json(&body).map(Some)
+    }
+
     /// The trust bundle (PEM) the control plane serves.
     pub async fn bundle(&self) -> Result<String, ControlError> {
         let (_, body) = self

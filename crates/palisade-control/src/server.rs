@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::api::PolicyBundle;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -104,6 +105,9 @@ pub struct ControlServerConfig {
     /// (404). Signing keys live in `<state_dir>/oauth-keys/`; the issuer is
     /// `https://<bound address>`.
     pub oauth: Option<OAuthSettings>,
+    /// The directory of `*.cedar` files served to sidecars at `GET /v1/policies` (mTLS
+    /// callers only); `None` answers 404.
+    pub policy_dir: Option<PathBuf>,
 }
 
 impl ControlServerConfig {
@@ -121,6 +125,7 @@ impl ControlServerConfig {
             svid_ttl: DEFAULT_SVID_TTL,
             audit,
             oauth: None,
+            policy_dir: None,
         }
     }
 }
@@ -200,6 +205,7 @@ impl ControlServer {
             audit: config.audit,
             svid_ttl: config.svid_ttl,
             oauth: oauth.clone(),
+            policy_dir: config.policy_dir.clone(),
         });
         let (shutdown, receiver) = watch::channel(false);
         let acceptor = TlsAcceptor::from(Arc::new(tls));
@@ -234,6 +240,7 @@ struct Context {
     svid_ttl: Duration,
     bundle_etag: String,
     oauth: Option<Arc<OAuth>>,
+    policy_dir: Option<PathBuf>,
 }
 
 /// The token issuer and who may use it.
@@ -471,12 +478,14 @@ const ROUTES: &[(&str, Method, Route)] = &[
     ("/v1/renew", Method::POST, Route::Renew),
     ("/v1/bundle", Method::GET, Route::Bundle),
     ("/v1/revocations", Method::GET, Route::Revocations),
+    ("/v1/policies", Method::GET, Route::Policies),
     (TOKEN_ENDPOINT_PATH, Method::POST, Route::Token),
     (JWKS_PATH, Method::GET, Route::Jwks),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
+    Policies,
     Join,
     Renew,
     Bundle,
@@ -641,6 +650,7 @@ async fn dispatch(
         Route::Renew => renew(ctx, connection, request, facts).await,
         Route::Bundle => Ok(bundle(ctx, request.headers())),
         Route::Revocations => revocations(ctx, request.headers()).await,
+        Route::Policies => policies(ctx, connection, request.headers()),
         Route::Token => token(ctx, connection, request, facts).await,
         Route::Jwks => jwks(ctx),
     }
@@ -809,6 +819,45 @@ async fn revocations(ctx: &Context, headers: &HeaderMap) -> Result<Response<Byte
     Ok(response)
 }
 
+/// `GET /v1/policies`: the policy set sidecars should enforce, for any workload with a
+/// valid SVID (policies describe the mesh's permissions: not for anonymous callers).
+fn policies(
+    ctx: &Context,
+    connection: &Connection,
+    headers: &HeaderMap,
+) -> Result<Response<Bytes>, Refusal> {
+    let Some(dir) = &ctx.policy_dir else {
+        return Err(Refusal::new(
+            Reason::NotFound,
+            "this control plane distributes no policies",
+        ));
+    };
+    if connection
+        .peer
+        .as_ref()
+        .is_none_or(|p| p.not_after <= OffsetDateTime::now_utc())
+    {
+        return Err(Refusal::new(
+            Reason::ClientCertRequired,
+            "policies are served to workloads presenting a valid SVID",
+        ));
+    }
+    let bundle = PolicyBundle::read_dir(dir).map_err(|e| {
+        tracing::error!(dir = %dir.display(), error = %e, "reading the policy directory failed");
+        Refusal::new(
+            Reason::Internal,
+            "the control plane could not read its policies; see its log",
+        )
+    })?;
+    let etag = format!("\"{}\"", bundle.etag);
+    if etag_matches(headers, &etag) {
+        return Ok(not_modified(&etag));
+    }
+    let mut response = json_response(&bundle);
+    set_etag(&mut response, &etag);
+    Ok(response)
+}
+
 fn svid_response(ctx: &Context, issued: &Issued, how: &str, facts: &mut Facts) -> Response<Bytes> {
     let not_after = issued
         .svid
@@ -932,8 +981,8 @@ fn task_failed(e: tokio::task::JoinError) -> Refusal {
     )
 }
 
-/// The first 16 bytes of a SHA-256, hex: an ETag for the bundle.
-fn short_digest(text: &str) -> String {
+/// The first 16 bytes of a SHA-256, hex: an ETag for the bundle and the policy set.
+pub(crate) fn short_digest(text: &str) -> String {
     ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
         .as_ref()
         .iter()

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use palisade_config::{ControlSettings, ServiceConfig};
+use palisade_control::api::PolicyBundle;
 use palisade_control::{ControlClient, ControlError};
 use palisade_identity::{write_svid_dir, SvidMaterial, SVID_CERT_FILE};
+use palisade_policy::{PolicyEngine, PolicySet};
 use time::OffsetDateTime;
 
 use crate::identity::SidecarIdentity;
@@ -144,6 +146,94 @@ pub async fn poll_revocations(
             Err(e) => {
                 tracing::warn!(error = %e, "cannot fetch the revocation list; keeping the last one")
             }
+        }
+    }
+}
+
+/// Writes a policy set fetched from the control plane into the sidecar's policy cache
+/// directory, after checking it loads against the engine's schema (a set that would be
+/// refused never replaces the last good one on disk), then reloads the engine.
+pub fn install_policies(bundle: &PolicyBundle, engine: &PolicyEngine) -> Result<(), String> {
+    if !bundle.names_are_safe() {
+        return Err("the policy set has a file name that is not a plain *.cedar name".into());
+    }
+    let cache = engine.dir().to_path_buf();
+    let staging = cache.with_extension("incoming");
+    let io = |e: std::io::Error| e.to_string();
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io)?;
+    }
+    std::fs::create_dir_all(&staging).map_err(io)?;
+    for file in &bundle.files {
+        std::fs::write(staging.join(&file.name), &file.text).map_err(io)?;
+    }
+    PolicySet::load_dir(&staging, engine.schema()).map_err(|e| e.to_string())?;
+    // Each file lands with a rename, so a reload triggered mid-way never reads a torn file.
+    std::fs::create_dir_all(&cache).map_err(io)?;
+    for file in &bundle.files {
+        std::fs::rename(staging.join(&file.name), cache.join(&file.name)).map_err(io)?;
+    }
+    for entry in std::fs::read_dir(&cache).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let stale = path.extension().is_some_and(|e| e == "cedar")
+            && !bundle
+                .files
+                .iter()
+                .any(|f| path.file_name().is_some_and(|n| n == f.name.as_str()));
+        if stale {
+            std::fs::remove_file(&path).map_err(io)?;
+        }
+    }
+    std::fs::remove_dir_all(&staging).map_err(io)?;
+    engine.reload().map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Fetches the control plane's policy set every `interval` (ETag: unchanged costs a 304)
+/// and installs a new one. Until the first fetch succeeds the cached set from the last
+/// run is in force, so a sidecar starts even when the control plane is down.
+pub async fn poll_policies(
+    client: ControlClient,
+    engine: Arc<PolicyEngine>,
+    svid_dir: std::path::PathBuf,
+    interval: Duration,
+) {
+    let mut etag: Option<String> = None;
+    // A refused set is not re-validated (nor re-logged) until the control plane changes it.
+    let mut refused: Option<String> = None;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let material = match SvidMaterial::load_dir(&svid_dir) {
+            Ok(material) => material,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot load the SVID to fetch policies");
+                continue;
+            }
+        };
+        match client.policies(&material, etag.as_deref()).await {
+            Ok(Some(bundle)) if refused.as_deref() == Some(bundle.etag.as_str()) => {}
+            Ok(Some(bundle)) => {
+                let attempted = bundle.etag.clone();
+                let engine = engine.clone();
+                let result = tokio::task::spawn_blocking(move || {
+                    install_policies(&bundle, &engine).map(|()| bundle.etag)
+                })
+                .await;
+                match result {
+                    Ok(Ok(new)) => {
+                        tracing::info!(etag = %new, "installed the control plane's policy set");
+                        etag = Some(new);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(etag = %attempted, error = %e, "refused the control plane's policy set; the last good set stays");
+                        refused = Some(attempted);
+                    }
+                    Err(e) => tracing::error!(error = %e, "policy install task failed"),
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot fetch policies; enforcing the cached set"),
         }
     }
 }

@@ -230,7 +230,27 @@ impl Sidecar {
                 })?,
         );
         let (infos, mut specs) = load_services(config)?;
-        let policy = Arc::new(PolicyEngine::new(infos, config.policy_dir.clone())?);
+        // With distribution on, the engine reads the cache the control plane's set is
+        // written to (the last good set survives restarts and outages).
+        let distributing = config
+            .control
+            .as_ref()
+            .is_some_and(|c| c.distribute_policies);
+        let policy_dir = if distributing {
+            config.state_dir.join("policy-cache").join(&own.name)
+        } else {
+            config.policy_dir.clone()
+        };
+        if distributing {
+            std::fs::create_dir_all(&policy_dir).map_err(|source| ProxyError::Control {
+                service: service.to_owned(),
+                source: palisade_control::ControlError::Io {
+                    path: policy_dir.clone(),
+                    source,
+                },
+            })?;
+        }
+        let policy = Arc::new(PolicyEngine::new(infos, policy_dir)?);
         match policy.reload() {
             Ok(summary) => tracing::info!(service, ?summary, "policies loaded"),
             Err(e) => {
@@ -308,10 +328,18 @@ impl Sidecar {
                 own.svid_dir.clone(),
             )));
             background.push(tokio::spawn(control::poll_revocations(
-                client,
+                client.clone(),
                 identity.clone(),
                 settings.revocation_poll,
             )));
+            if settings.distribute_policies {
+                background.push(tokio::spawn(control::poll_policies(
+                    client,
+                    policy.clone(),
+                    own.svid_dir.clone(),
+                    settings.revocation_poll,
+                )));
+            }
         }
         tracing::info!(service, %inbound_addr, ?outbound_addr, upstream = %own.upstream, "sidecar started");
         Ok(RunningSidecar {

@@ -240,3 +240,104 @@ async fn fails_closed_when_the_svid_expires_with_the_control_plane_down_and_reco
     assert_eq!(ok.status, 200);
     setup.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforces_the_policy_set_the_control_plane_distributes() {
+    let pki = TestPki::new("palisade.test");
+    pki.svid_dir("orders", &pki.id("orders"));
+    pki.svid_dir("billing", &pki.id("billing"));
+    let root = pki.dir.path().to_path_buf();
+    // The control plane's policies; billing has none of its own.
+    let served = root.join("served-policies");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::write(served.join("open.cedar"), OPEN).unwrap();
+    let writer = AuditWriter::start(
+        SinkConfig::Sqlite {
+            path: root.join("audit.db"),
+        },
+        1024,
+    )
+    .unwrap();
+    let mut control_config = ControlServerConfig::new(
+        pki.state_dir(),
+        "127.0.0.1:0".parse().unwrap(),
+        "palisade.test",
+        writer.handle(),
+    );
+    control_config.policy_dir = Some(served.clone());
+    let control = ControlServer::start(control_config).await.unwrap();
+    let app = spawn_echo_app("127.0.0.1:0".parse().unwrap(), "billing").await;
+    let text = format!(
+        "trust_domain = \"palisade.test\"\npolicy_dir = \"nowhere\"\n\n[[service]]\nname = \"billing\"\nspiffe_id = \"spiffe://palisade.test/ns/test/sa/billing\"\ninbound = \"{}\"\nupstream = \"{app}\"\n\n[control]\nurl = \"https://{}\"\nrevocation_poll = \"100ms\"\ndistribute_policies = true\n",
+        free_addr(),
+        control.addr,
+    );
+    std::fs::write(root.join("palisade.toml"), text).unwrap();
+    let config = Config::load(&root.join("palisade.toml")).unwrap();
+    let billing = Sidecar::start(&config, "billing", writer.handle())
+        .await
+        .unwrap();
+    let orders = || {
+        client_config(
+            Some(&pki.state_dir().join("svids/orders")),
+            &pki.state_dir().join("svids/orders/bundle.pem"),
+            &pki.id("billing"),
+        )
+    };
+
+    let engine = billing.policy.clone();
+    wait_until(
+        "the distributed set to load",
+        Duration::from_secs(10),
+        || engine.current().is_some_and(|set| set.len() == 1),
+    )
+    .await;
+    let ok = tls_request(billing.inbound_addr, orders(), "GET", "/invoices/1")
+        .await
+        .unwrap();
+    assert_eq!(ok.status, 200);
+    assert!(
+        pki.state_dir()
+            .join("policy-cache/billing/open.cedar")
+            .is_file(),
+        "the set is cached on disk"
+    );
+
+    // The operator narrows the policies on the control plane: sidecars follow.
+    std::fs::write(served.join("open.cedar"), "").unwrap();
+    let before = engine.generation();
+    wait_until("the narrowed set to load", Duration::from_secs(10), || {
+        engine.generation() > before
+    })
+    .await;
+    let denied = tls_request(billing.inbound_addr, orders(), "GET", "/invoices/1")
+        .await
+        .unwrap();
+    assert_eq!(denied.status, 403);
+
+    // A set that does not validate is refused; the last good one stays in force and on disk.
+    std::fs::write(
+        served.join("broken.cedar"),
+        "permit(principal,, action, resource);",
+    )
+    .unwrap();
+    let bundle = palisade_control::api::PolicyBundle::read_dir(&served).unwrap();
+    let err = palisade_proxy::control::install_policies(&bundle, &engine).unwrap_err();
+    assert!(err.contains("broken.cedar"), "{err}");
+    assert!(!pki
+        .state_dir()
+        .join("policy-cache/billing/broken.cedar")
+        .exists());
+    assert_eq!(
+        engine.current().unwrap().len(),
+        0,
+        "the narrowed (empty) set is still in force"
+    );
+
+    billing.shutdown().await;
+    control.shutdown().await;
+    tokio::task::spawn_blocking(move || writer.shutdown())
+        .await
+        .unwrap()
+        .unwrap();
+}
