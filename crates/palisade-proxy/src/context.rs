@@ -93,32 +93,33 @@ impl RequestContext {
     }
 
     /// The audit record for this request, with the outcome supplied.
-    pub fn to_record(&self, outcome: &Outcome, bytes_in: u64, bytes_out: u64) -> AuditRecord {
+    pub fn into_record(self, outcome: Outcome, bytes_in: u64, bytes_out: u64) -> AuditRecord {
+        let decision = if outcome.code.is_none() {
+            Decision::Allow
+        } else {
+            Decision::Deny
+        };
         AuditRecord {
             ts: self.received_at,
-            request_id: self.request_id.clone(),
-            caller: self.caller.as_ref().map(|c| c.id.to_string()),
+            request_id: self.request_id,
             auth: self.caller.as_ref().map_or(AuthMethod::None, |c| c.auth),
-            service: self.service.clone(),
-            method: Some(self.method.clone()),
-            path: Some(self.path.clone()),
-            route: self.route.clone(),
-            decision: if outcome.code.is_none() {
-                Decision::Allow
-            } else {
-                Decision::Deny
-            },
+            caller: self.caller.map(|c| c.id.to_string()),
+            service: self.service,
+            method: Some(self.method),
+            path: Some(self.path),
+            route: self.route,
+            decision,
             code: outcome.code.map(str::to_owned),
-            policies: self.policies.clone(),
+            policies: self.policies,
             status: Some(outcome.status.as_u16()),
             latency_us: u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
             bytes_in,
             bytes_out,
-            data_classes: self.data_classes.clone(),
+            data_classes: self.data_classes,
             peer: self.peer.map(|p| p.to_string()),
             direction: self.direction,
-            detail: outcome.detail.clone(),
-            findings: self.findings.clone(),
+            detail: outcome.detail,
+            findings: self.findings,
             ratelimit_degraded: self.ratelimit_degraded,
         }
     }
@@ -139,9 +140,8 @@ pub struct Outcome {
 /// exactly once, when the response body ends or is dropped (client gone, task cancelled).
 /// Writing from `Drop` is what makes "one record per request" hold on every path.
 pub struct Recorder {
-    context: RequestContext,
-    outcome: Outcome,
-    slot: Option<AuditSlot>,
+    /// Taken (and the record written) exactly once, in `Drop`.
+    armed: Option<(RequestContext, Outcome, AuditSlot)>,
     bytes_in: Arc<AtomicU64>,
     bytes_out: u64,
 }
@@ -155,9 +155,7 @@ impl Recorder {
         bytes_in: Arc<AtomicU64>,
     ) -> Self {
         Recorder {
-            context,
-            outcome,
-            slot: Some(slot),
+            armed: Some((context, outcome, slot)),
             bytes_in,
             bytes_out: 0,
         }
@@ -166,9 +164,10 @@ impl Recorder {
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
-            let record = self.context.to_record(
-                &self.outcome,
+        if let Some((context, outcome, slot)) = self.armed.take() {
+            // The context is moved into the record: no per-request copies of its strings.
+            let record = context.into_record(
+                outcome,
                 self.bytes_in.load(Ordering::Relaxed),
                 self.bytes_out,
             );
