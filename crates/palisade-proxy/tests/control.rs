@@ -23,6 +23,20 @@ struct Setup {
     writer: AuditWriter,
 }
 
+/// A control plane for `pki` on `listen`, issuing `ttl` SVIDs and serving `policies`.
+async fn control_plane(
+    pki: &TestPki,
+    listen: std::net::SocketAddr,
+    ttl: Duration,
+    policies: Option<std::path::PathBuf>,
+    audit: palisade_audit::AuditHandle,
+) -> RunningControl {
+    let mut config = ControlServerConfig::new(pki.state_dir(), listen, "palisade.test", audit);
+    config.svid_ttl = ttl;
+    config.policy_dir = policies;
+    ControlServer::start(config).await.unwrap()
+}
+
 /// A control plane issuing `ttl` SVIDs, and billing's sidecar joined with a token.
 async fn setup(ttl: Duration) -> Setup {
     let pki = TestPki::new("palisade.test");
@@ -37,14 +51,14 @@ async fn setup(ttl: Duration) -> Setup {
         1024,
     )
     .unwrap();
-    let mut control_config = ControlServerConfig::new(
-        pki.state_dir(),
+    let control = control_plane(
+        &pki,
         "127.0.0.1:0".parse().unwrap(),
-        "palisade.test",
+        ttl,
+        None,
         writer.handle(),
-    );
-    control_config.svid_ttl = ttl;
-    let control = ControlServer::start(control_config).await.unwrap();
+    )
+    .await;
     let app = spawn_echo_app("127.0.0.1:0".parse().unwrap(), "billing").await;
     let text = format!(
         "trust_domain = \"palisade.test\"\n\n[[service]]\nname = \"billing\"\nspiffe_id = \"spiffe://palisade.test/ns/test/sa/billing\"\ninbound = \"{}\"\nupstream = \"{app}\"\n\n[control]\nurl = \"https://{}\"\nrevocation_poll = \"100ms\"\n",
@@ -211,14 +225,15 @@ async fn fails_closed_when_the_svid_expires_with_the_control_plane_down_and_reco
 
     // Back on the same address: the sidecar renews with its expired SVID (within the
     // control plane's renewal grace) and serves again, without a restart.
-    let mut control_config = ControlServerConfig::new(
-        setup.pki.state_dir(),
+    let restarted = control_plane(
+        &setup.pki,
         addr,
-        "palisade.test",
+        Duration::from_secs(3600),
+        None,
         setup.writer.handle(),
-    );
-    control_config.svid_ttl = Duration::from_secs(3600);
-    setup.control = Some(ControlServer::start(control_config).await.unwrap());
+    )
+    .await;
+    setup.control = Some(restarted);
     wait_until(
         "billing to renew after the outage",
         Duration::from_secs(30),
@@ -258,14 +273,14 @@ async fn enforces_the_policy_set_the_control_plane_distributes() {
         1024,
     )
     .unwrap();
-    let mut control_config = ControlServerConfig::new(
-        pki.state_dir(),
+    let control = control_plane(
+        &pki,
         "127.0.0.1:0".parse().unwrap(),
-        "palisade.test",
+        Duration::from_secs(3600),
+        Some(served.clone()),
         writer.handle(),
-    );
-    control_config.policy_dir = Some(served.clone());
-    let control = ControlServer::start(control_config).await.unwrap();
+    )
+    .await;
     let app = spawn_echo_app("127.0.0.1:0".parse().unwrap(), "billing").await;
     let text = format!(
         "trust_domain = \"palisade.test\"\npolicy_dir = \"nowhere\"\n\n[[service]]\nname = \"billing\"\nspiffe_id = \"spiffe://palisade.test/ns/test/sa/billing\"\ninbound = \"{}\"\nupstream = \"{app}\"\n\n[control]\nurl = \"https://{}\"\nrevocation_poll = \"100ms\"\ndistribute_policies = true\n",
