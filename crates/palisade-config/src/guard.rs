@@ -195,6 +195,8 @@ pub(crate) struct RawInspection {
 /// Reports a problem at a spanned value; implemented by the config checker.
 pub(crate) trait Report {
     fn report(&mut self, span: std::ops::Range<usize>, field: String, message: String);
+    /// Issues reported so far, so a section can tell whether it added any.
+    fn count(&self) -> usize;
 }
 
 fn rate(requests: u32, per: &str, burst: Option<u32>) -> Result<RateSetting, String> {

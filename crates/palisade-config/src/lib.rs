@@ -24,6 +24,7 @@
 //! ```
 
 mod guard;
+mod tokens;
 
 use guard::Report as _;
 
@@ -40,6 +41,7 @@ pub use guard::{
     InspectionSettings, LimitBackend, LimitOverride, LimitSettings, RateSetting, StageMode,
     ValidationSettings,
 };
+pub use tokens::{ClientCertMode, TokenSettings, DEFAULT_TOKEN_LEEWAY};
 
 /// Default capacity of the audit queue, in records.
 pub const DEFAULT_AUDIT_QUEUE: usize = 8192;
@@ -191,6 +193,8 @@ pub struct ServiceConfig {
     pub validation: ValidationSettings,
     /// Injection and deserialization defence.
     pub inspection: InspectionSettings,
+    /// Access tokens accepted besides (or, for callers outside the mesh, instead of) SVIDs.
+    pub tokens: Option<TokenSettings>,
 }
 
 impl Config {
@@ -355,6 +359,7 @@ struct RawService {
     limits: Option<guard::RawLimits>,
     validation: Option<Spanned<guard::RawValidation>>,
     inspection: Option<guard::RawInspection>,
+    tokens: Option<Spanned<tokens::RawTokens>>,
 }
 
 struct Checker<'a> {
@@ -369,6 +374,10 @@ impl guard::Report for Checker<'_> {
             field,
             message,
         });
+    }
+
+    fn count(&self) -> usize {
+        self.issues.len()
     }
 }
 
@@ -393,6 +402,8 @@ impl Checker<'_> {
         let mut names: HashMap<String, usize> = HashMap::new();
         let mut listeners: HashMap<SocketAddr, String> = HashMap::new();
         let mut services = Vec::new();
+        // `[service.tokens]` defaults to the control plane's URL, known only after `[control]`.
+        let mut pending_tokens = Vec::new();
         for (i, s) in raw.services.into_iter().enumerate() {
             let field = |f: &str| format!("service[{i}].{f}");
             let name = s.name.get_ref().clone();
@@ -477,6 +488,9 @@ impl Checker<'_> {
                 .unwrap_or_default();
             let inspection = s.inspection.map(|i| i.settings()).unwrap_or_default();
             if let Some(spiffe_id) = spiffe_id {
+                if let Some(tokens) = s.tokens {
+                    pending_tokens.push((services.len(), field("tokens"), tokens));
+                }
                 services.push(ServiceConfig {
                     name,
                     spiffe_id,
@@ -489,6 +503,7 @@ impl Checker<'_> {
                     limits,
                     validation,
                     inspection,
+                    tokens: None,
                 });
             }
         }
@@ -496,6 +511,16 @@ impl Checker<'_> {
         let control = raw
             .control
             .and_then(|c| self.control(c, &resolve, &state_dir, &service_names, &trust_domain));
+        for (index, field, raw_tokens) in pending_tokens {
+            let span = raw_tokens.span();
+            let control_url = control.as_ref().map(|c| c.url.as_str());
+            let settings = raw_tokens
+                .into_inner()
+                .check(span, &field, control_url, self);
+            if let Some(service) = services.get_mut(index) {
+                service.tokens = settings;
+            }
+        }
         Some(Config {
             file: file.to_path_buf(),
             trust_domain,
@@ -975,6 +1000,85 @@ scopes = { billing = ["invoices:read"] }
         assert!(
             shown.contains("control.oauth.client[1].public_key: only private_key_jwt clients"),
             "{shown}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    const SERVICE: &str = r#"trust_domain = "example.org"
+
+[[service]]
+name = "billing"
+spiffe_id = "spiffe://example.org/ns/prod/sa/billing"
+inbound = "127.0.0.1:7002"
+upstream = "127.0.0.1:8002"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(&format!("{SERVICE}{text}"), Path::new("/etc/palisade.toml"))
+    }
+
+    #[test]
+    fn tokens_default_to_the_control_plane_as_issuer_and_a_required_certificate() {
+        let config =
+            parse("\n[service.tokens]\n\n[control]\nurl = \"https://cp.example.org:7000/\"\n")
+                .unwrap();
+        let tokens = config.services[0].tokens.clone().unwrap();
+        assert_eq!(tokens.issuer, "https://cp.example.org:7000");
+        assert_eq!(tokens.leeway, DEFAULT_TOKEN_LEEWAY);
+        assert_eq!(tokens.client_cert, ClientCertMode::Required);
+        assert!(!tokens.require_binding);
+        let none = parse("\n[control]\nurl = \"https://cp.example.org:7000\"\n").unwrap();
+        assert_eq!(none.services[0].tokens, None);
+    }
+
+    #[test]
+    fn every_token_setting_is_read() {
+        let config = parse(
+            "\n[service.tokens]\nissuer = \"https://issuer.example.org\"\nleeway = \"5s\"\nclient_cert = \"optional\"\n\n[control]\nurl = \"https://cp.example.org:7000\"\n",
+        )
+        .unwrap();
+        let tokens = config.services[0].tokens.clone().unwrap();
+        assert_eq!(tokens.issuer, "https://issuer.example.org");
+        assert_eq!(tokens.leeway, std::time::Duration::from_secs(5));
+        assert_eq!(tokens.client_cert, ClientCertMode::Optional);
+    }
+
+    #[test]
+    fn bad_token_settings_are_reported_with_line_and_field() {
+        let err = parse(
+            "\n[service.tokens]\nissuer = \"http://plain.example.org\"\nleeway = \"1h\"\nclient_cert = \"sometimes\"\n",
+        )
+        .unwrap_err();
+        let shown = err.to_string();
+        let base = SERVICE.lines().count();
+        for (line, field, words) in [
+            (2, "service[0].tokens", "needs [control]"),
+            (3, "service[0].tokens.issuer", "not an https:// URL"),
+            (4, "service[0].tokens.leeway", "at most 5m"),
+            (5, "service[0].tokens.client_cert", "\"sometimes\""),
+        ] {
+            let wanted = format!(":{}: {field}: ", base + line);
+            assert!(
+                shown
+                    .lines()
+                    .any(|l| l.contains(&wanted) && l.contains(words)),
+                "no {wanted}…{words} in:\n{shown}"
+            );
+        }
+        assert_eq!(err.issues.len(), 4, "{shown}");
+        let contradiction = parse(
+            "\n[service.tokens]\nclient_cert = \"optional\"\nrequire_binding = true\n\n[control]\nurl = \"https://cp.example.org:7000\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            contradiction.to_string().contains("require_binding"),
+            "{contradiction}"
         );
     }
 }

@@ -198,6 +198,21 @@ impl ControlClient {
         parse_json::<BundleResponse>(&body).map(|b| b.bundle)
     }
 
+    /// The token signing keys (RFC 7517 JWK Set) the control plane publishes, for
+    /// sidecars that accept access tokens.
+    pub async fn jwks(&self) -> Result<serde_json::Value, ControlError> {
+        let (_, body) = self
+            .exchange(
+                Method::GET,
+                palisade_token::JWKS_PATH,
+                HeaderMap::new(),
+                None,
+                self.anonymous.clone(),
+            )
+            .await?;
+        parse_json(&body)
+    }
+
     async fn post<T: DeserializeOwned>(
         &self,
         path: &str,

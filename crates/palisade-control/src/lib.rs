@@ -18,7 +18,7 @@ pub use error::ControlError;
 pub use problem::{Problem, Reason, Refusal};
 pub use server::{
     ControlServer, ControlServerConfig, OAuthSettings, RunningControl, AUDIT_SERVICE,
-    CONTROL_SVID_TTL, DRAIN_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_BODY_BYTES,
+    CONTROL_SVID_TTL, DRAIN_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_BODY_BYTES, OAUTH_KEYS_DIR,
 };
 pub use state::{
     ControlState, RevocationList, CONTROL_DB_FILE, CONTROL_ID_PATH, JOIN_TOKEN_PREFIX,

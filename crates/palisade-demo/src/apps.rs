@@ -11,10 +11,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use palisade_proxy::stages::forward::XFCC_HEADER;
+use palisade_proxy::stages::forward::{CALLER_HEADER, XFCC_HEADER};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -157,12 +157,7 @@ async fn handle(
     workload: Workload,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let caller = request
-        .headers()
-        .get(XFCC_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(caller_from_xfcc)
-        .map(str::to_owned);
+    let caller = verified_caller(request.headers());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
@@ -188,6 +183,16 @@ async fn handle(
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(response)
+}
+
+/// The caller the sidecar verified: a certificate caller in `x-forwarded-client-cert`, a
+/// token caller in `x-palisade-caller` (the sidecar removes any copies a caller sent).
+fn verified_caller(headers: &HeaderMap) -> Option<String> {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    header(XFCC_HEADER)
+        .and_then(caller_from_xfcc)
+        .or_else(|| header(CALLER_HEADER))
+        .map(str::to_owned)
 }
 
 /// The verified caller a sidecar passes in `x-forwarded-client-cert` (`By=...;URI=<id>`).
@@ -352,6 +357,11 @@ mod tests {
         let xfcc = format!("By=spiffe://palisade.demo/ns/demo/sa/billing;URI={ORDERS}");
         assert_eq!(caller_from_xfcc(&xfcc), Some(ORDERS));
         assert_eq!(caller_from_xfcc("By=x"), None);
+        let mut headers = HeaderMap::new();
+        headers.insert(CALLER_HEADER, HeaderValue::from_static("reporting-job"));
+        assert_eq!(verified_caller(&headers).as_deref(), Some("reporting-job"));
+        headers.insert(XFCC_HEADER, HeaderValue::from_str(&xfcc).unwrap());
+        assert_eq!(verified_caller(&headers).as_deref(), Some(ORDERS));
     }
 
     #[test]
@@ -473,13 +483,7 @@ mod tests {
             .local_addr()
             .unwrap();
         let server = start_app(Workload::Billing, addr).await.unwrap();
-        let call = crate::client::Call {
-            method: Method::GET,
-            path: "/invoices?q=42".into(),
-            host: "billing".into(),
-            request_id: None,
-            json: None,
-        };
+        let call = crate::client::Call::new(Method::GET, "billing", "/invoices?q=42");
         let reply = crate::client::plain(addr, &call).await.result.unwrap();
         assert_eq!(reply.status, StatusCode::OK);
         let body: Value = serde_json::from_slice(&reply.body).unwrap();

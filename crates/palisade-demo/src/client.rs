@@ -2,13 +2,14 @@
 //! outbound listener, or a misconfigured caller hits an mTLS port) and over TLS (as a
 //! caller reaches a sidecar's inbound listener directly).
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{HeaderValue, CONTENT_TYPE, HOST, RETRY_AFTER};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, RETRY_AFTER};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use palisade_identity::tls::SvidServerVerifier;
@@ -27,7 +28,7 @@ const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const REQUEST_ID_HEADER: &str = palisade_proxy::context::REQUEST_ID_HEADER;
 
 /// One request to send.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Call {
     /// The method.
     pub method: Method,
@@ -37,8 +38,64 @@ pub(crate) struct Call {
     pub host: String,
     /// An `x-request-id` to send, so the audit records of the call can be found.
     pub request_id: Option<String>,
-    /// A JSON body.
-    pub json: Option<serde_json::Value>,
+    /// An `Authorization` header, e.g. `Bearer <access token>`.
+    pub authorization: Option<String>,
+    /// The body.
+    pub body: Body,
+}
+
+impl Call {
+    /// A call of `method path` with `Host: host`, no request id, no credential, no body.
+    pub(crate) fn new(method: Method, host: &str, path: &str) -> Self {
+        Call {
+            method,
+            path: path.to_owned(),
+            host: host.to_owned(),
+            request_id: None,
+            authorization: None,
+            body: Body::Empty,
+        }
+    }
+}
+
+// By hand: the Authorization header and a form body carry credentials (an access token,
+// a client assertion), which must never reach a log.
+impl fmt::Debug for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("host", &self.host)
+            .field("request_id", &self.request_id)
+            .field("authorization", &self.authorization.as_ref().map(|_| "…"))
+            .field("body", &self.body)
+            .finish()
+    }
+}
+
+/// The body of a [`Call`].
+#[derive(Clone)]
+pub(crate) enum Body {
+    /// None.
+    Empty,
+    /// JSON (`application/json`).
+    Json(serde_json::Value),
+    /// An HTML form (`application/x-www-form-urlencoded`), as OAuth 2.0 token requests are.
+    Form(Vec<(&'static str, String)>),
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Empty => f.write_str("Empty"),
+            Body::Json(json) => f.debug_tuple("Json").field(json).finish(),
+            // The names say what was sent; the values may be credentials.
+            Body::Form(fields) => f
+                .debug_tuple("Form")
+                .field(&fields.iter().map(|(name, _)| *name).collect::<Vec<_>>())
+                .finish(),
+        }
+    }
 }
 
 /// A response, read whole.
@@ -55,12 +112,12 @@ pub(crate) struct Reply {
 impl Reply {
     /// The `code` of an RFC 9457 problem body, if the body is one.
     pub(crate) fn problem_code(&self) -> Option<String> {
-        self.problem_member("code")
+        self.member("code")
     }
 
     /// The `field` of a problem body: where in the request the problem is.
     pub(crate) fn problem_field(&self) -> Option<String> {
-        self.problem_member("field")
+        self.member("field")
     }
 
     /// The `Retry-After` header, if there is one.
@@ -69,7 +126,8 @@ impl Reply {
         Some(value.to_owned())
     }
 
-    fn problem_member(&self, name: &str) -> Option<String> {
+    /// The string member `name` of a JSON object body.
+    pub(crate) fn member(&self, name: &str) -> Option<String> {
         let body: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
         body.get(name)?.as_str().map(str::to_owned)
     }
@@ -157,12 +215,25 @@ where
     if let Some(id) = &call.request_id {
         request = request.header(REQUEST_ID_HEADER, id.as_str());
     }
-    let body = match &call.json {
-        Some(json) => {
+    if let Some(credentials) = &call.authorization {
+        request = request.header(AUTHORIZATION, credentials.as_str());
+    }
+    let body = match &call.body {
+        Body::Empty => Bytes::new(),
+        Body::Json(json) => {
             request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             Bytes::from(json.to_string())
         }
-        None => Bytes::new(),
+        Body::Form(fields) => {
+            request = request.header(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
+            let form = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(fields.iter().map(|(name, value)| (*name, value.as_str())))
+                .finish();
+            Bytes::from(form)
+        }
     };
     let request = request.body(Full::new(body)).map_err(|e| chain(&e))?;
     let response = sender.send_request(request).await.map_err(|e| chain(&e))?;
@@ -265,19 +336,82 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn sends_the_authorization_header_and_a_form_body() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0; 4096];
+            // Until the head and the whole body (its Content-Length) have arrived.
+            loop {
+                let n = stream.read(&mut buf).await.unwrap();
+                assert_ne!(n, 0, "the client closed early");
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .map_or(0, |v| v.parse().unwrap());
+                    if body.len() >= length {
+                        break;
+                    }
+                }
+            }
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                .await
+                .unwrap();
+            String::from_utf8(request).unwrap()
+        });
+        let mut call = Call::new(Method::POST, "control", "/oauth2/token");
+        call.authorization = Some("Bearer not-a-real-token".into());
+        call.body = Body::Form(vec![
+            ("grant_type", "client_credentials".into()),
+            (
+                "client_id",
+                "spiffe://palisade.demo/ns/demo/sa/orders".into(),
+            ),
+        ]);
+        let exchange = plain(addr, &call).await;
+        assert_eq!(exchange.result.unwrap().status, StatusCode::OK);
+        let request = server.await.unwrap();
+        assert!(
+            request.starts_with("POST /oauth2/token HTTP/1.1\r\n"),
+            "{request}"
+        );
+        for line in [
+            "authorization: Bearer not-a-real-token\r\n",
+            "content-type: application/x-www-form-urlencoded\r\n",
+        ] {
+            assert!(request.contains(line), "{line} missing in {request}");
+        }
+        assert!(
+            request.ends_with(
+                "\r\n\r\ngrant_type=client_credentials&client_id=\
+                 spiffe%3A%2F%2Fpalisade.demo%2Fns%2Fdemo%2Fsa%2Forders"
+            ),
+            "{request}"
+        );
+        // Credentials stay out of logs.
+        let debug = format!("{call:?}");
+        assert!(
+            !debug.contains("not-a-real-token") && !debug.contains("spiffe%3A"),
+            "{debug}"
+        );
+        assert!(debug.contains("grant_type"), "{debug}");
+    }
+
+    #[tokio::test]
     async fn a_refused_connection_is_an_error_without_a_local_address() {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap();
-        let call = Call {
-            method: Method::GET,
-            path: "/".into(),
-            host: "x".into(),
-            request_id: None,
-            json: None,
-        };
-        let exchange = plain(addr, &call).await;
+        let exchange = plain(addr, &Call::new(Method::GET, "x", "/")).await;
         assert!(exchange.local.is_none());
         assert!(exchange.result.is_err());
     }

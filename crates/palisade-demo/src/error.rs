@@ -126,6 +126,24 @@ pub enum DemoError {
         /// The cause.
         reason: String,
     },
+    /// A demo OAuth client's key pair could not be generated, read or used.
+    #[error("the key of OAuth client {client}: {reason}")]
+    ClientKey {
+        /// The client id.
+        client: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The control plane did not issue an access token a scenario needs.
+    #[error("getting an access token for {client} (audience {audience}) from the control plane: {reason}")]
+    Token {
+        /// The demo OAuth client (its name: a service, or the client id).
+        client: &'static str,
+        /// The service the token was for.
+        audience: &'static str,
+        /// Why there is none: the token endpoint's answer, or why it could not be asked.
+        reason: String,
+    },
     /// Waiting for Ctrl-C failed.
     #[error("cannot wait for Ctrl-C: {0}")]
     Signal(#[source] std::io::Error),

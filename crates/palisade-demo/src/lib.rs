@@ -12,6 +12,7 @@ mod apps;
 mod client;
 mod error;
 mod mesh;
+mod oauth;
 mod report;
 mod scenarios;
 mod workspace;
@@ -96,9 +97,11 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
     };
     println!("{}", report::intro(&layout, plan.len()));
     println!(
-        "Wrote {}: a CA for trust domain {}, OpenAPI specs, Cedar policies and rate limits.\n\
-         Started the control plane on https://{}, 3 apps, 3 sidecars (each joined with a \
-         one-time token, generating its key itself) and an impostor; running {} scenarios.\n",
+        "Wrote {}: a CA for trust domain {}, OpenAPI specs, Cedar policies, rate limits, and \
+         the reporting job's key pair for getting access tokens.\n\
+         Started the control plane (CA and OAuth token issuer) on https://{}, 3 apps, 3 \
+         sidecars (each joined with a one-time token, generating its key itself) and an \
+         impostor; running {} scenarios.\n",
         layout.config.display(),
         config.trust_domain,
         mesh.control_addr(),

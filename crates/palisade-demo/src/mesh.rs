@@ -1,22 +1,25 @@
 //! Starting and stopping the demo mesh: one audit writer shared by the control plane and
-//! every sidecar, the control plane, the three apps, their sidecars (each joining with a
-//! one-time token), and the impostor.
+//! every sidecar, the control plane (also the OAuth token issuer), the three apps, their
+//! sidecars (each joining with a one-time token), and the impostor.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::Method;
 use palisade_audit::{AuditStats, AuditWriter, SinkConfig};
 use palisade_config::{Config, RateSetting, ServiceConfig, DEFAULT_AUDIT_QUEUE};
 use palisade_control::{ControlServer, ControlServerConfig, ControlState, RunningControl};
 use palisade_identity::tls::inbound_server_config;
-use palisade_identity::{SpiffeId, SvidMaterial};
+use palisade_identity::{load_roots, SpiffeId, SvidMaterial};
 use palisade_proxy::identity::SidecarIdentity;
 use palisade_proxy::{RunningSidecar, Sidecar};
+use palisade_token::TOKEN_ENDPOINT_PATH;
 use rustls::ClientConfig;
 
 use crate::apps::{start_app, start_impostor, Server, Workload};
-use crate::client::client_config;
+use crate::client::{self, client_config, Body, Call};
+use crate::oauth::{self, Auth};
 use crate::workspace::{
     self, Layout, DEMO_SVID_TTL, IMPERSONATED, IMPOSTOR_SVID_OF, LIMITED_CALLER, LIMITED_ROUTE,
     LIMITED_SERVICE, TRUST_DOMAIN,
@@ -37,6 +40,7 @@ const JOIN_TOKEN_TTL: Duration = Duration::from_secs(60);
 
 /// Everything the demo runs.
 pub(crate) struct Mesh {
+    layout: Layout,
     config: Option<Config>,
     writer: AuditWriter,
     control: RunningControl,
@@ -50,7 +54,11 @@ impl Mesh {
     /// writes `palisade.toml` naming the control plane, then starts the apps, the sidecars
     /// (each joining with a fresh one-time token) and the impostor. Returns the mesh and
     /// the configuration it runs. On failure, whatever had started is stopped again.
+    ///
+    /// The control plane registers the OAuth clients `[control.oauth]` lists: both come
+    /// from [`oauth::CLIENTS`].
     pub(crate) async fn start(layout: &Layout) -> Result<(Mesh, Config), DemoError> {
+        let oauth = oauth::control_settings(layout)?;
         let writer = AuditWriter::start(
             SinkConfig::Sqlite {
                 path: layout.audit_db.clone(),
@@ -64,6 +72,7 @@ impl Mesh {
             writer.handle(),
         );
         control_config.svid_ttl = DEMO_SVID_TTL;
+        control_config.oauth = Some(oauth);
         let opened = match ControlState::open(&layout.state_dir) {
             Ok(state) => ControlServer::start(control_config)
                 .await
@@ -81,6 +90,7 @@ impl Mesh {
         };
         let control_addr = control.addr;
         let mut mesh = Mesh {
+            layout: layout.clone(),
             config: None,
             writer,
             control,
@@ -122,16 +132,64 @@ impl Mesh {
         presenter: &'static str,
         target: &'static str,
     ) -> Result<Arc<ClientConfig>, DemoError> {
-        let config = self
-            .config
+        let server = service(self.config()?, target)?.spiffe_id.clone();
+        self.presenting(presenter, server)
+    }
+
+    /// A TLS client configuration presenting `presenter`'s current SVID to the server
+    /// `server`.
+    fn presenting(
+        &self,
+        presenter: &'static str,
+        server: SpiffeId,
+    ) -> Result<Arc<ClientConfig>, DemoError> {
+        let svid = SvidMaterial::load_dir(&service(self.config()?, presenter)?.svid_dir)?;
+        client_config(svid.roots.clone(), server, Some(&svid))
+    }
+
+    /// The configuration the mesh runs, once started.
+    fn config(&self) -> Result<&Config, DemoError> {
+        self.config
             .as_ref()
-            .ok_or_else(|| DemoError::ControlTask("the mesh has not started".into()))?;
-        let svid = SvidMaterial::load_dir(&service(config, presenter)?.svid_dir)?;
-        client_config(
-            svid.roots.clone(),
-            service(config, target)?.spiffe_id.clone(),
-            Some(&svid),
-        )
+            .ok_or_else(|| DemoError::ControlTask("the mesh has not started".into()))
+    }
+
+    /// An access token for the demo OAuth client `client`, for `audience` with `scope`,
+    /// from the control plane's token endpoint, got as the client itself would: over
+    /// mutual TLS with its SVID (`tls_client_auth`), or over TLS without a certificate
+    /// with an assertion signed by its key (`private_key_jwt`).
+    pub(crate) async fn access_token(
+        &self,
+        client: &'static str,
+        audience: &'static str,
+        scope: &'static str,
+    ) -> Result<String, DemoError> {
+        let failed = |reason: String| DemoError::Token {
+            client,
+            audience,
+            reason,
+        };
+        let registered =
+            oauth::client(client).ok_or_else(|| failed("not a registered OAuth client".into()))?;
+        let control = &self.control;
+        let tls = match registered.auth {
+            Auth::TlsClientAuth => self.presenting(client, control.spiffe_id.clone()),
+            Auth::PrivateKeyJwt => load_roots(&self.layout.bundle())
+                .map_err(DemoError::from)
+                .and_then(|roots| client_config(roots, control.spiffe_id.clone(), None)),
+        }
+        .map_err(|e| failed(e.to_string()))?;
+        let endpoint = format!("https://{}{TOKEN_ENDPOINT_PATH}", control.addr);
+        let mut call = Call::new(Method::POST, &control.addr.to_string(), TOKEN_ENDPOINT_PATH);
+        call.body = Body::Form(
+            oauth::token_request(registered, &self.layout, &endpoint, audience, scope)
+                .map_err(|e| failed(e.to_string()))?,
+        );
+        let reply = client::tls(control.addr, tls, &call)
+            .await
+            .result
+            .map_err(failed)?;
+        oauth::access_token(&reply).map_err(failed)
     }
 
     /// Revokes every SVID naming `id`, as `palisade control revoke --spiffe-id` does.
@@ -206,6 +264,7 @@ impl Mesh {
     /// counters.
     pub(crate) async fn shutdown(self) -> Result<AuditStats, DemoError> {
         let Mesh {
+            layout: _,
             config: _,
             writer,
             control,

@@ -8,6 +8,7 @@ use palisade_audit::{query, render_table, AuditQuery};
 use palisade_config::Config;
 
 use crate::mesh::{limited_rate, service};
+use crate::oauth::REPORTING_JOB;
 use crate::workspace::{Layout, DEMO_SVID_TTL};
 use crate::{DemoError, ScenarioResult};
 
@@ -28,11 +29,16 @@ pub(crate) fn intro(layout: &Layout, scenarios: usize) -> String {
          service they expect. A sidecar then checks each call it receives in turn: the \
          caller's rate limit (per identity), the Cedar policies (may the calling service use \
          this endpoint? orders may read from billing and create payments there, billing may \
-         read customers; everything else is denied), the request against the service's \
-         OpenAPI spec, and injection payloads. The demo runs {scenarios} scenarios: three \
-         allowed calls, one denied by policy, four attacks on identity (no certificate, a \
-         certificate from a rogue CA, plaintext HTTP, an impostor), and five calls the \
-         policies permit but a guard stage refuses (a payment with an undeclared field, an \
+         read customers, a reporting job may read invoices with a token carrying the \
+         invoices:read scope; everything else is denied), the request against the service's \
+         OpenAPI spec, and injection payloads. The control plane also issues OAuth 2.0 access \
+         tokens, which billing's sidecar accepts, even from a caller without a certificate. \
+         The demo runs {scenarios} scenarios: three allowed calls, one denied by policy, four \
+         attacks on identity (no certificate, a certificate from a rogue CA, plaintext HTTP, \
+         an impostor), three calls to billing by a reporting job outside the mesh with access \
+         tokens (its own, allowed by a policy on the token's scope; one orders got, bound to \
+         orders' certificate; one meant for customers), five calls the policies permit but a \
+         guard stage refuses (a payment with an undeclared field, an \
          undocumented endpoint, SQL injection, path traversal, and a retry loop throttled by \
          identity); then billing's SVID rotates while orders keeps calling it, and orders is \
          revoked by the control plane, after which billing refuses its certificate. It checks that each had the expected outcome and left exactly one audit \
@@ -96,17 +102,23 @@ pub(crate) fn files(layout: &Layout) -> String {
          configuration  {}\n  \
          audit log      {}\n  \
          policies       {}\n  \
-         OpenAPI specs  {}\n\
+         OpenAPI specs  {}\n  \
+         client keys    {} (the reporting job's, for its token requests)\n\
          \n\
          See every refusal:\n  \
          palisade audit query --db {db} --decision deny\n\
          \n\
          The same as JSON lines, with each guard stage's findings (\"<code>@<where>\"):\n  \
-         palisade audit query --db {db} --decision deny --format json\n",
+         palisade audit query --db {db} --decision deny --format json\n\
+         \n\
+         What {REPORTING_JOB} did: its token requests at the control plane, and its call to \
+         billing (auth \"jwt\"):\n  \
+         palisade audit query --db {db} --caller {REPORTING_JOB} --format json\n",
         layout.config.display(),
         layout.audit_db.display(),
         layout.root.join("policies").display(),
         layout.root.join("specs").display(),
+        layout.keys_dir.display(),
     )
 }
 
@@ -118,6 +130,7 @@ pub(crate) fn try_commands(config: &Config) -> Result<String, DemoError> {
         listener: "outbound",
     })?;
     let billing_in = service(config, "billing")?.inbound;
+    let customers_in = service(config, "customers")?.inbound;
     let rate = limited_rate(config)?;
     let burst = rate.burst;
     let every = (rate.per / rate.requests).as_secs_f64();
@@ -157,8 +170,15 @@ pub(crate) fn try_commands(config: &Config) -> Result<String, DemoError> {
          # (-k: the sidecar's certificate names a SPIFFE ID, not a host name)\n  \
          curl -sk --cert {cert} --key {key} 'https://{billing_in}/invoices?q=42'\n\
          \n  \
-         # the same without a certificate: refused in the TLS handshake\n  \
-         curl -sk 'https://{billing_in}/invoices?q=42'\n\
+         # the same without a certificate: billing accepts access tokens, so its sidecar \
+         lets the\n  \
+         # handshake through and answers 401 palisade.identity.missing (no certificate, no \
+         token)\n  \
+         # with WWW-Authenticate: Bearer realm=\"billing\"\n  \
+         curl -sk -i 'https://{billing_in}/invoices?q=42'\n\
+         \n  \
+         # customers accepts no tokens: without a certificate, refused in the TLS handshake\n  \
+         curl -sk 'https://{customers_in}/customers/7'\n\
          \n\
          The control plane issues the demo SVIDs for {ttl} s; each sidecar renews its own \
          at about half of that.\n\
@@ -210,6 +230,7 @@ mod tests {
         let config = Config::load(&layout.config).unwrap();
         let text = try_commands(&config).unwrap();
         let orders_out = config.service("orders").unwrap().outbound.unwrap();
+        let customers_in = config.service("customers").unwrap().inbound;
         for expected in [
             "palisade.schema.unknown_field at /approved_by".to_owned(),
             r#""approved_by":"admin"}' "#.to_owned(),
@@ -220,6 +241,8 @@ mod tests {
             "The last scenario revoked orders".to_owned(),
             "presenting orders' (revoked) SVID".to_owned(),
             "SVIDs for 10 s".to_owned(),
+            "answers 401 palisade.identity.missing".to_owned(),
+            format!("curl -sk 'https://{customers_in}/customers/7'"),
         ] {
             assert!(text.contains(&expected), "{expected} missing in\n{text}");
         }
@@ -227,9 +250,11 @@ mod tests {
 
     #[test]
     fn the_intro_counts_the_scenarios_and_names_the_guard_stages() {
-        let text = intro(&Layout::new(Path::new("/tmp/demo")), 15);
+        let text = intro(&Layout::new(Path::new("/tmp/demo")), 18);
         for expected in [
-            "runs 15 scenarios",
+            "runs 18 scenarios",
+            "access tokens",
+            "reporting job outside the mesh",
             "one-time join token",
             "revoked",
             "rate limit",

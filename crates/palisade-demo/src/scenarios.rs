@@ -7,16 +7,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::Method;
-use palisade_audit::{AuditRecord, Decision, Direction};
+use palisade_audit::{AuditRecord, AuthMethod, Decision, Direction};
 use palisade_config::Config;
 use palisade_identity::{load_roots, SvidMaterial};
 use rustls::ClientConfig;
 use serde_json::json;
 
-use crate::client::{self, Call, Exchange};
+use crate::client::{self, Body, Call, Exchange};
 use crate::mesh::{limited_rate, service, Mesh};
+use crate::oauth::REPORTING_JOB;
 use crate::workspace::{
-    spiffe_id, Layout, DEMO_SVID_TTL, IMPERSONATED, IMPOSTOR_SVID_OF, ROGUE_CLAIMS,
+    spiffe_id, Layout, DEMO_SVID_TTL, IMPERSONATED, IMPOSTOR_SVID_OF, ROGUE_CLAIMS, TOKEN_SERVICE,
 };
 use crate::{DemoError, ScenarioResult};
 
@@ -47,6 +48,14 @@ const REVOCATION_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 pub(crate) enum Expected {
     /// 200, allowed by a policy.
     Allowed,
+    /// 200, allowed by a policy, and the deciding record names `caller` identified by
+    /// `auth` (for a caller identified by an access token rather than its certificate).
+    AllowedAs {
+        /// The record's `caller`.
+        caller: &'static str,
+        /// The record's `auth`.
+        auth: AuthMethod,
+    },
     /// An HTTP refusal with a problem body, by the identity or policy checks.
     Refused {
         /// The status.
@@ -85,6 +94,9 @@ impl fmt::Display for Expected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Expected::Allowed => f.write_str("200 allowed"),
+            Expected::AllowedAs { caller, auth } => {
+                write!(f, "200 allowed for {caller}, auth {auth}")
+            }
             Expected::Refused { status, code }
             | Expected::Blocked {
                 status,
@@ -120,7 +132,7 @@ impl Expected {
             return matches!(self, Expected::HandshakeRefused { .. });
         };
         match self {
-            Expected::Allowed => *s == 200 && c.is_none(),
+            Expected::Allowed | Expected::AllowedAs { .. } => *s == 200 && c.is_none(),
             Expected::Refused { status, code } => *s == status && c.as_deref() == Some(code),
             Expected::Blocked {
                 status,
@@ -151,6 +163,11 @@ impl Expected {
                     && record.code.is_none()
                     && record.status == Some(200)
                     && record.findings.is_empty()
+            }
+            Expected::AllowedAs { caller, auth } => {
+                Expected::Allowed.matches_record(record)
+                    && record.caller.as_deref() == Some(caller)
+                    && record.auth == auth
             }
             Expected::Refused { status, code } => {
                 refused(Some(status), code) && record.findings.is_empty()
@@ -214,6 +231,17 @@ pub(crate) enum Step {
         /// The service whose SVID rotates.
         service: &'static str,
     },
+    /// Gets an access token for the OAuth client `client` from the control plane (client
+    /// credentials, for `audience` and `scope`), then makes the call with it in
+    /// `Authorization: Bearer`, over TLS without a client certificate.
+    Token {
+        /// The OAuth client that gets the token (see [`crate::oauth::CLIENTS`]).
+        client: &'static str,
+        /// The service the token is for.
+        audience: &'static str,
+        /// The scope asked for.
+        scope: &'static str,
+    },
     /// Revokes `revoked`'s SPIFFE ID at the control plane and waits until `enforcer`'s
     /// sidecar has the new revocation list, then calls `enforcer`'s inbound listener
     /// presenting `revoked`'s current SVID, in a new TLS handshake.
@@ -246,6 +274,11 @@ impl Scenario {
     pub(crate) async fn run(self, mesh: &Mesh) -> Probe {
         match self.step {
             Step::Call => self.run_call().await,
+            Step::Token {
+                client,
+                audience,
+                scope,
+            } => self.run_token(mesh, client, audience, scope).await,
             Step::Rotation { service } => self.run_rotation(mesh, service).await,
             Step::Revocation { revoked, enforcer } => {
                 self.run_revocation(mesh, revoked, enforcer).await
@@ -307,6 +340,22 @@ impl Scenario {
                 };
             }
         }
+    }
+
+    /// Gets the token from the control plane as `client` would, then makes the call with it.
+    /// Without a token the scenario fails: there is nothing to show.
+    async fn run_token(
+        mut self,
+        mesh: &Mesh,
+        client: &'static str,
+        audience: &'static str,
+        scope: &'static str,
+    ) -> Probe {
+        match mesh.access_token(client, audience, scope).await {
+            Ok(token) => self.call.authorization = Some(format!("Bearer {token}")),
+            Err(e) => return self.not_run(e.to_string()),
+        }
+        self.run_call().await
     }
 
     /// Revokes `revoked` as `palisade control revoke --spiffe-id` does, waits (at most
@@ -528,8 +577,20 @@ impl Probe {
                 };
                 let mut observed = self.describe(record);
                 let record_ok = record.is_some_and(|r| self.expected.matches_record(r));
+                let names_caller = matches!(self.expected, Expected::AllowedAs { .. });
                 match record {
+                    Some(r) if record_ok && names_caller => observed.push_str(&format!(
+                        " for {}, auth {}",
+                        r.caller.as_deref().unwrap_or("no caller"),
+                        r.auth
+                    )),
                     Some(_) if record_ok => {}
+                    Some(r) if names_caller => observed.push_str(&format!(
+                        "; but the {sidecar} sidecar recorded {} for {}, auth {}",
+                        summary(r),
+                        r.caller.as_deref().unwrap_or("no caller"),
+                        r.auth
+                    )),
                     Some(r) => observed.push_str(&format!(
                         "; but the {sidecar} sidecar recorded {}",
                         summary(r)
@@ -761,37 +822,40 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
     let billing_out = outbound("billing")?;
     let billing_in = service(config, "billing")?.inbound;
     let customers = service(config, "customers")?;
+    let token_service = service(config, TOKEN_SERVICE)?;
     let roots = load_roots(&layout.bundle())?;
     let rogue = SvidMaterial::load_dir(&layout.rogue_svid_dir())?;
     let anonymous = client::client_config(roots.clone(), customers.spiffe_id.clone(), None)?;
-    let impersonating = client::client_config(roots, customers.spiffe_id.clone(), Some(&rogue))?;
+    let impersonating =
+        client::client_config(roots.clone(), customers.spiffe_id.clone(), Some(&rogue))?;
+    // The reporting job has no certificate: it checks the server's, and brings a token.
+    let token_bearer = client::client_config(roots, token_service.spiffe_id.clone(), None)?;
     let budget = limited_rate(config)?.burst;
 
     let mut n = 0;
     let mut call = |method: Method, host: &str, path: &str, traced: bool| {
         n += 1;
-        Call {
-            method,
-            path: path.to_owned(),
-            host: host.to_owned(),
-            request_id: traced.then(|| format!("demo-scenario-{n}")),
-            json: None,
-        }
+        let mut call = Call::new(method, host, path);
+        call.request_id = traced.then(|| format!("demo-scenario-{n}"));
+        call
     };
     let app =
         |from: &str, to: &str, call: &Call| format!("{from} → {to}: {} {}", call.method, call.path);
 
     let get_invoice = call(Method::GET, "billing", "/invoices/42", true);
     let mut pay = call(Method::POST, "billing", "/payments", true);
-    pay.json = Some(json!({ "invoice": "42", "amount_cents": 1999, "currency": "EUR" }));
+    pay.body = Body::Json(json!({ "invoice": "42", "amount_cents": 1999, "currency": "EUR" }));
     let get_customer = call(Method::GET, "customers", "/customers/7", true);
     let delete_customer = call(Method::DELETE, "customers", "/customers/7", true);
     let no_cert = call(Method::GET, "customers", "/customers/7", false);
     let rogue_cert = call(Method::GET, "customers", "/customers/7", false);
     let plaintext = call(Method::GET, "billing", "/invoices/42", false);
     let impostor = call(Method::GET, IMPERSONATED, "/stock/1", true);
+    let with_token = call(Method::GET, TOKEN_SERVICE, "/invoices/42", true);
+    let with_stolen_token = call(Method::GET, TOKEN_SERVICE, "/invoices/42", true);
+    let with_token_for_customers = call(Method::GET, TOKEN_SERVICE, "/invoices/42", true);
     let mut unknown_field = call(Method::POST, "billing", "/payments", true);
-    unknown_field.json = Some(json!({
+    unknown_field.body = Body::Json(json!({
         "invoice": "42", "amount_cents": 1999, "currency": "EUR", "approved_by": "admin",
     }));
     let undocumented = call(Method::GET, "billing", "/admin/export", true);
@@ -906,6 +970,70 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
             call: impostor,
             to: orders_out,
             tls: None,
+        },
+        // Access tokens from the control plane, presented straight to billing's inbound
+        // listener without a client certificate, as a caller outside the mesh does.
+        Scenario {
+            name: format!(
+                "reporting job outside the mesh (token via private_key_jwt, no certificate) \
+                 → {TOKEN_SERVICE} inbound: {} {}",
+                with_token.method, with_token.path
+            ),
+            expected: Expected::AllowedAs {
+                caller: REPORTING_JOB,
+                auth: AuthMethod::Jwt,
+            },
+            decider: Decider::inbound(TOKEN_SERVICE),
+            step: Step::Token {
+                client: REPORTING_JOB,
+                audience: TOKEN_SERVICE,
+                scope: "invoices:read",
+            },
+            call: with_token,
+            to: token_service.inbound,
+            tls: Some(token_bearer.clone()),
+        },
+        // A token orders got with its SVID is bound to that certificate: whoever copies
+        // it cannot use it without orders' private key.
+        Scenario {
+            name: format!(
+                "reporting job presents a token orders obtained (bound to orders' \
+                 certificate) → {TOKEN_SERVICE} inbound: {} {}",
+                with_stolen_token.method, with_stolen_token.path
+            ),
+            expected: Expected::Refused {
+                status: 401,
+                code: "palisade.token.certificate_required",
+            },
+            decider: Decider::inbound(TOKEN_SERVICE),
+            step: Step::Token {
+                client: "orders",
+                audience: TOKEN_SERVICE,
+                scope: "invoices:read",
+            },
+            call: with_stolen_token,
+            to: token_service.inbound,
+            tls: Some(token_bearer.clone()),
+        },
+        // A token is good for the one service it names (its audience), whoever holds it.
+        Scenario {
+            name: format!(
+                "reporting job presents its token for customers → {TOKEN_SERVICE} inbound: {} {}",
+                with_token_for_customers.method, with_token_for_customers.path
+            ),
+            expected: Expected::Refused {
+                status: 401,
+                code: "palisade.token.wrong_audience",
+            },
+            decider: Decider::inbound(TOKEN_SERVICE),
+            step: Step::Token {
+                client: REPORTING_JOB,
+                audience: "customers",
+                scope: "customers:read",
+            },
+            call: with_token_for_customers,
+            to: token_service.inbound,
+            tls: Some(token_bearer),
         },
         // From here on the policies permit every call (orders may GET anything on billing,
         // and POST /payments), so each is refused by the guard stage it is about.
@@ -1184,6 +1312,82 @@ mod tests {
         )]);
         assert!(!result.passed);
         assert!(result.observed.starts_with("403 palisade.authz.denied"));
+    }
+
+    /// The reporting job's call with a token, allowed by billing.
+    fn token_probe() -> Probe {
+        Probe {
+            name: "reporting job → billing inbound".into(),
+            expected: Expected::AllowedAs {
+                caller: REPORTING_JOB,
+                auth: AuthMethod::Jwt,
+            },
+            ..allowed_probe()
+        }
+    }
+
+    fn token_record() -> AuditRecord {
+        let mut r = record("billing", Direction::Inbound, "demo-scenario-1", "p");
+        r.caller = Some(REPORTING_JOB.into());
+        r.auth = AuthMethod::Jwt;
+        r.policies = vec!["reporting-job-read-invoices".into()];
+        r
+    }
+
+    #[test]
+    fn a_token_caller_is_checked_in_the_record_by_caller_and_auth() {
+        let result = token_probe().judge(&[token_record()]);
+        assert!(result.passed, "{result:?}");
+        assert_eq!(result.expected, "200 allowed for reporting-job, auth jwt");
+        assert_eq!(
+            result.observed,
+            "200 allowed by reporting-job-read-invoices for reporting-job, auth jwt (billing \
+             sidecar)"
+        );
+
+        let mut by_certificate = token_record();
+        by_certificate.caller = Some(ORDERS.into());
+        by_certificate.auth = AuthMethod::Mtls;
+        let result = token_probe().judge(&[by_certificate]);
+        assert!(!result.passed);
+        assert!(
+            result.observed.ends_with(&format!(
+                "; but the billing sidecar recorded allow 200 (no code) for {ORDERS}, auth mtls"
+            )),
+            "{}",
+            result.observed
+        );
+
+        let mut by_certificate_as_the_job = token_record();
+        by_certificate_as_the_job.auth = AuthMethod::Mtls;
+        assert!(!token_probe().judge(&[by_certificate_as_the_job]).passed);
+
+        let mut probe = token_probe();
+        probe.observation = reply(401, Some("palisade.token.certificate_required"), None);
+        assert!(!probe.judge(&[token_record()]).passed);
+    }
+
+    #[test]
+    fn a_scenario_without_its_token_fails_with_the_reason() {
+        let probe = Probe {
+            keys: Vec::new(),
+            observation: Observation::Failed(
+                "getting an access token for reporting-job (audience billing) from the control \
+                 plane: 401 invalid_client: assertion has expired"
+                    .into(),
+            ),
+            ..token_probe()
+        };
+        assert!(probe.is_recorded(&[]));
+        let result = probe.judge(&[]);
+        assert!(!result.passed);
+        assert!(
+            result
+                .observed
+                .starts_with("no response: getting an access token for reporting-job"),
+            "{}",
+            result.observed
+        );
     }
 
     fn blocked_probe() -> Probe {
@@ -1551,7 +1755,7 @@ mod tests {
         crate::workspace::write_config(&layout, "127.0.0.1:7000".parse().unwrap()).unwrap();
         let config = Config::load(&layout.config).unwrap();
         let plan = plan(&config, &layout).unwrap();
-        assert_eq!(plan.len(), 15);
+        assert_eq!(plan.len(), 18);
         let budget = limited_rate(&config).unwrap().burst;
         assert_eq!(budget, 5);
         let [rest @ .., retry_loop, rotation, revocation] = plan.as_slice() else {
@@ -1565,7 +1769,8 @@ mod tests {
         );
         assert!(rest
             .iter()
-            .all(|s| !matches!(s.expected, Expected::Throttled { .. }) && s.step == Step::Call));
+            .all(|s| !matches!(s.expected, Expected::Throttled { .. })
+                && matches!(s.step, Step::Call | Step::Token { .. })));
         // The rotation keeps calling, so it stays off orders' small budget for invoice reads.
         assert_eq!(rotation.step, Step::Rotation { service: "billing" });
         assert_eq!(rotation.expected, Expected::Rotated);
@@ -1587,6 +1792,67 @@ mod tests {
             .filter(|s| matches!(s.expected, Expected::Blocked { .. }))
             .count();
         assert_eq!(guarded, 4);
+        // The token scenarios are about identity, so they come with the identity scenarios,
+        // before the guard stages' (and so before the revocation, after which orders gets
+        // no token); each goes straight to billing's inbound listener without a client
+        // certificate.
+        let first_guarded = plan
+            .iter()
+            .position(|s| matches!(s.expected, Expected::Blocked { .. }))
+            .unwrap();
+        let tokens: Vec<(usize, &Scenario)> = plan
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s.step, Step::Token { .. }))
+            .collect();
+        assert_eq!(tokens.len(), 3);
+        let billing = config.service(TOKEN_SERVICE).unwrap();
+        for (i, scenario) in &tokens {
+            assert!(*i < first_guarded, "{}", scenario.name);
+            assert_eq!(scenario.to, billing.inbound);
+            assert!(scenario.tls.is_some() && scenario.call.authorization.is_none());
+            assert_eq!(scenario.decider, Decider::inbound(TOKEN_SERVICE));
+        }
+        let steps: Vec<(Step, Expected)> =
+            tokens.iter().map(|(_, s)| (s.step, s.expected)).collect();
+        assert_eq!(
+            steps,
+            [
+                (
+                    Step::Token {
+                        client: REPORTING_JOB,
+                        audience: "billing",
+                        scope: "invoices:read"
+                    },
+                    Expected::AllowedAs {
+                        caller: REPORTING_JOB,
+                        auth: AuthMethod::Jwt
+                    },
+                ),
+                (
+                    Step::Token {
+                        client: "orders",
+                        audience: "billing",
+                        scope: "invoices:read"
+                    },
+                    Expected::Refused {
+                        status: 401,
+                        code: "palisade.token.certificate_required"
+                    },
+                ),
+                (
+                    Step::Token {
+                        client: REPORTING_JOB,
+                        audience: "customers",
+                        scope: "customers:read"
+                    },
+                    Expected::Refused {
+                        status: 401,
+                        code: "palisade.token.wrong_audience"
+                    },
+                ),
+            ]
+        );
         // Every traced call has its own request id, so its records can be told apart.
         let mut ids: Vec<&str> = plan
             .iter()

@@ -1,6 +1,7 @@
-//! The demo directory: the CA, `palisade.toml`, the OpenAPI specs and the policies,
-//! written fresh on every run. The services' SVIDs are not written here: each sidecar
-//! joins the control plane with a one-time token and writes its own.
+//! The demo directory: the CA, `palisade.toml`, the OpenAPI specs, the policies and the
+//! reporting job's key pair, written fresh on every run. The services' SVIDs are not
+//! written here: each sidecar joins the control plane with a one-time token and writes
+//! its own.
 
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -8,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use palisade_identity::{write_svid_dir, CertificateAuthority, SpiffeId, DEFAULT_SVID_TTL};
+use palisade_token::{DEFAULT_KEY_ROTATION, DEFAULT_TOKEN_TTL};
 
+use crate::oauth::{Auth, CLIENTS};
 use crate::DemoError;
 
 /// First line of a demo-generated `palisade.toml`: the only sign that a directory may be
@@ -31,6 +34,9 @@ pub(crate) const LIMITED_SERVICE: &str = "billing";
 pub(crate) const LIMITED_CALLER: &str = "orders";
 /// The route template of that budget.
 pub(crate) const LIMITED_ROUTE: &str = "/invoices/{id}";
+/// The service whose sidecar also accepts access tokens (`[service.tokens]`), with the
+/// client certificate optional: callers outside the mesh may present a token alone.
+pub(crate) const TOKEN_SERVICE: &str = "billing";
 
 /// Lifetime of the SVIDs the demo control plane issues. Sidecars renew at half of it
 /// (±10 %), so each one rotates its SVID about 5 s after joining, while the scenarios run.
@@ -39,6 +45,8 @@ pub(crate) const DEMO_SVID_TTL: Duration = Duration::from_secs(10);
 const REVOCATION_POLL: &str = "200ms";
 
 const CONFIG_FILE: &str = "palisade.toml";
+/// The directory of the OAuth clients' key pairs, relative to the demo directory.
+const KEYS_DIR: &str = "keys";
 
 /// The OpenAPI specs, by service.
 const SPECS: [(&str, &str); 3] = [
@@ -48,7 +56,7 @@ const SPECS: [(&str, &str); 3] = [
 ];
 
 /// The Cedar policies, by file name.
-const POLICIES: [(&str, &str); 2] = [
+const POLICIES: [(&str, &str); 3] = [
     (
         "orders.cedar",
         include_str!("../assets/policies/orders.cedar"),
@@ -56,6 +64,10 @@ const POLICIES: [(&str, &str); 2] = [
     (
         "billing.cedar",
         include_str!("../assets/policies/billing.cedar"),
+    ),
+    (
+        "reporting-job.cedar",
+        include_str!("../assets/policies/reporting-job.cedar"),
     ),
 ];
 
@@ -72,6 +84,8 @@ pub(crate) struct Layout {
     pub state_dir: PathBuf,
     /// The rogue CA and the SVID it issued, trusted by nobody.
     pub rogue_dir: PathBuf,
+    /// The key pairs of the OAuth clients outside the mesh (`private_key_jwt`).
+    pub keys_dir: PathBuf,
 }
 
 impl Layout {
@@ -83,7 +97,18 @@ impl Layout {
             audit_db: root.join("audit.db"),
             state_dir: root.join("state"),
             rogue_dir: root.join("rogue"),
+            keys_dir: root.join(KEYS_DIR),
         }
+    }
+
+    /// The private key (PKCS#8 PEM, mode 0600) OAuth client `name` signs its assertions with.
+    pub fn client_key(&self, name: &str) -> PathBuf {
+        self.keys_dir.join(format!("{name}.key.pem"))
+    }
+
+    /// Its public key (PEM), which the control plane verifies the assertions with.
+    pub fn client_public_key(&self, name: &str) -> PathBuf {
+        self.keys_dir.join(public_key_file(name))
     }
 
     /// The SVID directory of the rogue CA's certificate.
@@ -118,8 +143,14 @@ pub(crate) struct ServicePorts {
     pub outbound: Option<SocketAddr>,
 }
 
-/// Creates the demo directory's contents but the configuration: CA, rogue CA, specs,
-/// policies. The control plane runs from the CA; [`write_config`] follows once it listens.
+/// The file name of OAuth client `name`'s public key in [`Layout::keys_dir`].
+fn public_key_file(name: &str) -> String {
+    format!("{name}.pub.pem")
+}
+
+/// Creates the demo directory's contents but the configuration: CA, rogue CA, the OAuth
+/// clients' key pairs, specs, policies. The control plane runs from the CA and the public
+/// keys; [`write_config`] follows once it listens.
 pub(crate) fn create(layout: &Layout) -> Result<(), DemoError> {
     prepare_dir(&layout.root)?;
     CertificateAuthority::init(&layout.state_dir, TRUST_DOMAIN, false)?;
@@ -127,6 +158,7 @@ pub(crate) fn create(layout: &Layout) -> Result<(), DemoError> {
     let rogue = CertificateAuthority::init(&layout.rogue_dir, TRUST_DOMAIN, false)?;
     let rogue_svid = rogue.issue(&spiffe_id(ROGUE_CLAIMS)?, DEFAULT_SVID_TTL)?;
     write_svid_dir(&layout.rogue_svid_dir(), &rogue_svid, rogue.bundle_pem())?;
+    write_client_keys(layout)?;
 
     let specs = layout.root.join("specs");
     create_dir(&specs)?;
@@ -137,6 +169,24 @@ pub(crate) fn create(layout: &Layout) -> Result<(), DemoError> {
     create_dir(&policies)?;
     for (file, text) in POLICIES {
         write(&policies.join(file), text)?;
+    }
+    Ok(())
+}
+
+/// Generates a P-256 key pair for each OAuth client that signs its own assertions: the
+/// private key where the client runs (here the demo), the public key for the control plane.
+fn write_client_keys(layout: &Layout) -> Result<(), DemoError> {
+    for client in CLIENTS.iter().filter(|c| c.auth == Auth::PrivateKeyJwt) {
+        let key = rcgen::KeyPair::generate().map_err(|e| DemoError::ClientKey {
+            client: client.name,
+            reason: format!("generating a P-256 key pair: {e}"),
+        })?;
+        create_dir(&layout.keys_dir)?;
+        write_private(&layout.client_key(client.name), &key.serialize_pem())?;
+        write(
+            &layout.client_public_key(client.name),
+            &key.public_key_pem(),
+        )?;
     }
     Ok(())
 }
@@ -231,7 +281,8 @@ pub(crate) fn render_config(services: &[ServicePorts], control: SocketAddr) -> S
 # A sidecar checks each call it receives, in this order, and refuses it at the first
 # stage that says no:
 #   identity    the caller's mTLS certificate (an X.509-SVID from the demo CA, not
-#               revoked by the control plane)
+#               revoked by the control plane) or, at billing, an access token from the
+#               control plane ([service.tokens])
 #   limits      the caller's rate limit, per identity ([service.limits], billing only)
 #   policy      the Cedar policies in policies/: may this caller use this endpoint?
 #   validation  the request against the service's OpenAPI spec in specs/: documented
@@ -255,11 +306,14 @@ path = "audit.db"           # one record per request, allowed or denied
 # renews that SVID at half its lifetime and fetches the revocation list every
 # revocation_poll, refusing revoked peers.
 [control]
+listen = "{control}"      # where the control plane listens; after the demo,
+                            # `palisade control serve --config palisade.toml` serves it again here
 url = "https://{control}"
 svid_ttl = "{ttl}s"            # demo only: this short so that a rotation happens during the run
 revocation_poll = "{REVOCATION_POLL}"   # demo only: this short so that a revocation takes effect at once (default 5s)
-"#,
+{oauth}"#,
         ttl = DEMO_SVID_TTL.as_secs(),
+        oauth = render_oauth(),
     );
     for service in services {
         text.push('\n');
@@ -296,17 +350,92 @@ revocation_poll = "{REVOCATION_POLL}"   # demo only: this short so that a revoca
         if service.name == LIMITED_SERVICE {
             text.push_str(&render_limits());
         }
+        if service.name == TOKEN_SERVICE {
+            text.push_str(&render_tokens());
+        }
     }
     text
+}
+
+/// `[control.oauth]`: the OAuth clients of [`CLIENTS`], as the control plane registers them.
+fn render_oauth() -> String {
+    let mut text = format!(
+        r#"
+# The control plane is also an OAuth 2.0 token issuer (client credentials). A registered
+# client asks POST /oauth2/token for an access token for one service (the audience) and
+# gets a short-lived JWT signed by the control plane, carrying the scopes it asked for
+# (at most those listed below); a sidecar with [service.tokens] accepts it as
+# `Authorization: Bearer <token>`. There are no client secrets, which can be copied and
+# used from anywhere: a mesh workload authenticates with its SVID over mutual TLS
+# (tls_client_auth), a client outside the mesh with an assertion signed by its own key
+# (private_key_jwt). Tokens live {ttl} minutes, and the signing key is replaced every
+# {rotation} hours (the defaults of token_ttl and key_rotation).
+[control.oauth]
+"#,
+        ttl = DEFAULT_TOKEN_TTL.as_secs() / 60,
+        rotation = DEFAULT_KEY_ROTATION.as_secs() / 3600,
+    );
+    for client in &CLIENTS {
+        text.push_str("\n[[control.oauth.client]]\n");
+        for line in client.about {
+            text.push_str(&format!("# {line}\n"));
+        }
+        let scopes: Vec<String> = client
+            .scopes
+            .iter()
+            .map(|(audience, scopes)| {
+                let quoted: Vec<String> = scopes.iter().map(|s| format!("\"{s}\"")).collect();
+                format!("{audience} = [{}]", quoted.join(", "))
+            })
+            .collect();
+        match client.auth {
+            Auth::TlsClientAuth => text.push_str(&format!(
+                "client_id = \"spiffe://{TRUST_DOMAIN}/ns/demo/sa/{}\"\n\
+                 auth = \"tls_client_auth\"\n",
+                client.name
+            )),
+            Auth::PrivateKeyJwt => text.push_str(&format!(
+                "client_id = \"{}\"\n\
+                 auth = \"private_key_jwt\"\n\
+                 public_key = \"{KEYS_DIR}/{}\"\n",
+                client.name,
+                public_key_file(client.name)
+            )),
+        }
+        text.push_str(&format!(
+            "scopes = {{ {} }}   # audience (service) -> scopes it may ask for\n",
+            scopes.join(", ")
+        ));
+    }
+    text
+}
+
+/// The `[service.tokens]` of [`TOKEN_SERVICE`].
+fn render_tokens() -> String {
+    format!(
+        r#"
+# {TOKEN_SERVICE} also accepts access tokens from the control plane ([control.oauth] above) as
+# `Authorization: Bearer <token>`, checking them with the control plane's signing keys
+# (fetched from [control] url): signature, issuer, audience ({TOKEN_SERVICE}), expiry and, for a
+# token bound to a certificate, that the caller presents that certificate. A presented
+# token decides who the caller is (its `sub`); the audit record says auth = "jwt", and
+# policies see the token's scopes as context.scopes. client_cert = "optional" lets a
+# caller outside the mesh connect without a certificate and present only a token (the
+# reporting job); a certificate that is presented is still checked in full, and callers
+# in the mesh keep using theirs.
+[service.tokens]
+client_cert = "optional"
+"#
+    )
 }
 
 /// The `[service.limits]` of [`LIMITED_SERVICE`].
 fn render_limits() -> String {
     format!(
         r#"
-# Rate limits per caller identity (the SPIFFE ID of its certificate), never per address,
-# checked before the policies so that a runaway caller costs little. Every caller has the
-# default budget. {LIMITED_CALLER} shows one invoice per order page, so its invoice reads have a
+# Rate limits per caller identity (the SPIFFE ID of its certificate, or the `sub` of its
+# access token), never per address, checked before the policies so that a runaway caller
+# costs little. Every caller has the default budget. {LIMITED_CALLER} shows one invoice per order page, so its invoice reads have a
 # budget of their own: 5 back to back, then one every 12 s. A caller stuck in a retry
 # loop is refused with 429 palisade.ratelimit.exceeded and a Retry-After header. A route
 # override is a budget of its own: {LIMITED_CALLER}' reads of {LIMITED_ROUTE} do not spend its
@@ -331,6 +460,24 @@ fn create_dir(dir: &Path) -> Result<(), DemoError> {
         path: dir.to_path_buf(),
         source,
     })
+}
+
+/// Writes a private key with mode 0600, created that way so that it is never readable by
+/// others.
+fn write_private(path: &Path, text: &str) -> Result<(), DemoError> {
+    use std::io::Write as _;
+    let io = |source| DemoError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut options = fs::OpenOptions::new();
+    // The directory is fresh: a file already there is not ours to overwrite.
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)
 }
 
 fn write(path: &Path, text: &str) -> Result<(), DemoError> {
@@ -439,6 +586,7 @@ mod tests {
             assert!(!service.svid_dir.exists(), "{name}");
         }
         let settings = config.control.as_ref().unwrap();
+        assert_eq!(settings.listen, Some(control));
         assert_eq!(settings.url, "https://127.0.0.1:7000");
         assert_eq!(settings.svid_ttl, DEMO_SVID_TTL);
         assert_eq!(settings.revocation_poll, Duration::from_millis(200));
@@ -479,5 +627,83 @@ mod tests {
         assert_eq!(config.policy_dir, layout.root.join("policies"));
         let rogue = palisade_identity::SvidMaterial::load_dir(&layout.rogue_svid_dir()).unwrap();
         assert_eq!(rogue.spiffe_id, spiffe_id(ROGUE_CLAIMS).unwrap());
+        // Only billing accepts tokens, from the control plane, with or without a certificate.
+        for name in SERVICES {
+            let tokens = &config.service(name).unwrap().tokens;
+            assert_eq!(tokens.is_some(), name == TOKEN_SERVICE, "{name}");
+        }
+        let tokens = config
+            .service(TOKEN_SERVICE)
+            .unwrap()
+            .tokens
+            .clone()
+            .unwrap();
+        assert_eq!(
+            tokens.client_cert,
+            palisade_config::ClientCertMode::Optional
+        );
+        assert_eq!(tokens.issuer, "https://127.0.0.1:7000");
+        assert!(!tokens.require_binding);
+    }
+
+    #[test]
+    fn control_oauth_registers_the_same_clients_as_the_demo_control_plane() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(&tmp.path().join("demo"));
+        create(&layout).unwrap();
+        write_config(&layout, "127.0.0.1:7000".parse().unwrap()).unwrap();
+        let config = palisade_config::Config::load(&layout.config).unwrap();
+        let from_file = config.control.unwrap().oauth.unwrap();
+        let in_process = crate::oauth::control_settings(&layout).unwrap();
+        assert_eq!(from_file.token_ttl, in_process.token_ttl);
+        assert_eq!(from_file.key_rotation, in_process.key_rotation);
+        assert_eq!(from_file.clients.len(), in_process.clients.len());
+        for (file, registered) in from_file.clients.iter().zip(&in_process.clients) {
+            assert_eq!(file.client_id, registered.client_id);
+            let scopes: std::collections::BTreeMap<_, _> =
+                registered.scopes.clone().into_iter().collect();
+            assert_eq!(file.scopes, scopes, "{}", file.client_id);
+            match (&file.auth, &registered.auth) {
+                (
+                    palisade_config::OAuthClientAuth::TlsClientAuth,
+                    palisade_token::ClientAuth::TlsClientAuth,
+                ) => {}
+                (
+                    palisade_config::OAuthClientAuth::PrivateKeyJwt { public_key },
+                    palisade_token::ClientAuth::PrivateKeyJwt { public_key_pem },
+                ) => assert_eq!(&fs::read_to_string(public_key).unwrap(), public_key_pem),
+                (file, registered) => panic!("{file:?} in the file, {registered:?} in process"),
+            }
+        }
+        let ids: Vec<&str> = from_file
+            .clients
+            .iter()
+            .map(|c| c.client_id.as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            ["reporting-job", "spiffe://palisade.demo/ns/demo/sa/orders"]
+        );
+    }
+
+    #[test]
+    fn the_reporting_jobs_private_key_is_readable_by_its_owner_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(&tmp.path().join("demo"));
+        create(&layout).unwrap();
+        let key = layout.client_key(crate::oauth::REPORTING_JOB);
+        assert!(fs::read_to_string(&key)
+            .unwrap()
+            .starts_with("-----BEGIN PRIVATE KEY-----"));
+        let public = layout.client_public_key(crate::oauth::REPORTING_JOB);
+        assert!(fs::read_to_string(public)
+            .unwrap()
+            .starts_with("-----BEGIN PUBLIC KEY-----"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&key).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 }

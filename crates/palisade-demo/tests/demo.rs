@@ -5,17 +5,19 @@
 
 use std::collections::BTreeMap;
 
-use palisade_audit::{query, AuditQuery, AuditRecord, Decision, Direction};
+use palisade_audit::{query, AuditQuery, AuditRecord, AuthMethod, Decision, Direction};
 use palisade_demo::{run, DemoError, DemoOptions};
 use palisade_identity::SvidMaterial;
 
 /// The refused scenarios' codes; each must leave exactly one deny record.
-const REFUSALS: [&str; 11] = [
+const REFUSALS: [&str; 13] = [
     "palisade.authz.denied",
     "palisade.identity.missing",
     "palisade.identity.untrusted",
     "palisade.identity.plaintext",
     "palisade.identity.server_mismatch",
+    "palisade.token.certificate_required",
+    "palisade.token.wrong_audience",
     "palisade.schema.unknown_field",
     "palisade.schema.unknown_route",
     "palisade.injection.sql",
@@ -61,6 +63,8 @@ const GUARDED: [(&str, &str, Option<&str>, &str); 5] = [
 ];
 
 const ORDERS: &str = "spiffe://palisade.demo/ns/demo/sa/orders";
+/// The OAuth client outside the mesh.
+const REPORTING_JOB: &str = "reporting-job";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_passes_and_each_refusal_is_audited_once() {
@@ -74,7 +78,7 @@ async fn every_scenario_passes_and_each_refusal_is_audited_once() {
     .unwrap();
 
     assert!(report.all_passed(), "{:#?}", report.scenarios);
-    assert_eq!(report.scenarios.len(), 15);
+    assert_eq!(report.scenarios.len(), 18);
     assert_eq!(report.audit_db, dir.join("audit.db"));
     assert_eq!(report.config, dir.join("palisade.toml"));
     let allowed: Vec<&str> = report
@@ -91,8 +95,36 @@ async fn every_scenario_passes_and_each_refusal_is_audited_once() {
     ]) {
         assert!(observed.contains(policy), "{observed}");
     }
+    // The reporting job's calls with access tokens, straight to billing without a
+    // certificate: its own token is allowed by the policy on its scope, a token bound to
+    // orders' certificate and one meant for customers are refused.
+    let tokens: Vec<(&str, &str)> = report.scenarios[8..11]
+        .iter()
+        .map(|s| (s.expected.as_str(), s.observed.as_str()))
+        .collect();
+    assert_eq!(
+        tokens,
+        [
+            (
+                "200 allowed for reporting-job, auth jwt",
+                "200 allowed by reporting-job-read-invoices for reporting-job, auth jwt \
+                 (billing sidecar)"
+            ),
+            (
+                "401 palisade.token.certificate_required",
+                "401 palisade.token.certificate_required (billing sidecar)"
+            ),
+            (
+                "401 palisade.token.wrong_audience",
+                "401 palisade.token.wrong_audience (billing sidecar)"
+            ),
+        ]
+    );
+    assert!(report.scenarios[8..11]
+        .iter()
+        .all(|s| s.name.starts_with("reporting job")));
     // The guard scenarios, in the order they ran, as the results table shows them.
-    let guarded: Vec<&str> = report.scenarios[8..13]
+    let guarded: Vec<&str> = report.scenarios[11..16]
         .iter()
         .map(|s| s.observed.as_str())
         .collect();
@@ -174,6 +206,42 @@ async fn every_scenario_passes_and_each_refusal_is_audited_once() {
     }
     let expected: BTreeMap<&str, usize> = REFUSALS.iter().map(|code| (*code, 1)).collect();
     assert_eq!(by_code, expected, "{denies:#?}");
+
+    // The control plane issued the three tokens (two by signed assertion, one over mTLS),
+    // and billing recorded the reporting job by its client id, authenticated by a token; a
+    // refused token identifies nobody.
+    let issued = records
+        .iter()
+        .filter(|r| r.path.as_deref() == Some("/oauth2/token") && r.decision == Decision::Allow)
+        .count();
+    assert_eq!(issued, 3);
+    let by_token: Vec<&AuditRecord> = records
+        .iter()
+        .filter(|r| r.service == "billing" && r.auth == AuthMethod::Jwt)
+        .collect();
+    let [allowed] = by_token.as_slice() else {
+        panic!("{by_token:#?}")
+    };
+    assert_eq!(allowed.caller.as_deref(), Some(REPORTING_JOB));
+    assert_eq!(allowed.direction, Direction::Inbound);
+    assert_eq!(allowed.policies, ["reporting-job-read-invoices"]);
+    for code in [
+        "palisade.token.certificate_required",
+        "palisade.token.wrong_audience",
+    ] {
+        let record = denies
+            .iter()
+            .find(|r| r.code.as_deref() == Some(code))
+            .unwrap();
+        assert_eq!(
+            (record.service.as_str(), record.direction, record.status),
+            ("billing", Direction::Inbound, Some(401))
+        );
+        assert_eq!(
+            (record.caller.as_deref(), record.auth),
+            (None, AuthMethod::None)
+        );
+    }
 
     // The handshake refusals were recorded by the sidecar called, with no HTTP exchange:
     // customers for the attacks on identity, billing for the revoked orders SVID.

@@ -39,6 +39,8 @@ pub struct AuthzRequest<'a> {
     pub path: &'a str,
     /// How the caller authenticated: `mtls` or `jwt`.
     pub auth: &'a str,
+    /// The access token's scopes (`context.scopes`); empty for mTLS callers.
+    pub scopes: &'a [String],
     /// The request time, in unix seconds.
     pub time_unix: i64,
 }
@@ -365,6 +367,14 @@ impl PolicyEngine {
             (
                 "time".to_owned(),
                 cedar::RestrictedExpression::new_long(req.time_unix),
+            ),
+            (
+                "scopes".to_owned(),
+                cedar::RestrictedExpression::new_set(
+                    req.scopes
+                        .iter()
+                        .map(|scope| cedar::RestrictedExpression::new_string(scope.clone())),
+                ),
             ),
         ])
         .map_err(|e| e.to_string())?;

@@ -26,8 +26,10 @@ pub const ACTION_TYPE: &str = "Palisade::Action";
 /// The schema in Cedar's schema syntax. It does not depend on the configured
 /// services: which callers and endpoints exist is checked separately.
 const SCHEMA_BODY: &str = r#"namespace Palisade {
-  // A workload, identified by its SPIFFE ID. `name` and `owner` are present
-  // when the SPIFFE ID belongs to a configured service.
+  // A caller or a called service: a workload, identified by its SPIFFE ID, or an
+  // OAuth client outside the mesh, identified by its client_id (the token's `sub`;
+  // `trust_domain` is then the trust domain of the control plane that vouched for it).
+  // `name` and `owner` are present when the id belongs to a configured service.
   entity Service = {
     name?: String,
     owner?: String,
@@ -47,8 +49,12 @@ const SCHEMA_BODY: &str = r#"namespace Palisade {
     principal: [Service],
     resource: [Endpoint],
     context: {
+      // "mtls" (an X.509-SVID) or "jwt" (an access token from the control plane).
       auth: String,
+      // Unix seconds.
       time: Long,
+      // The access token's scopes; empty for mTLS callers.
+      scopes: Set<String>,
     },
   };
 }

@@ -151,6 +151,36 @@ when { context.auth == "mtls" && context.time > 1600000000 && resource.path == "
 }
 
 #[test]
+fn token_scopes_reach_policies_as_context() {
+    let dir = policy_dir(&[(
+        "scoped.cedar",
+        r#"
+@id("reporting-reads-with-scope")
+permit (principal == Palisade::Service::"reporting", action == Palisade::Action::"GET", resource == Palisade::Endpoint::"legacy:/reports/2024")
+when { context.auth == "jwt" && context.scopes.contains("reports:read") };
+"#,
+    )]);
+    let engine = loaded_engine(dir.path());
+    let scopes = ["reports:read".to_owned(), "other".to_owned()];
+    let scoped = AuthzRequest {
+        auth: "jwt",
+        scopes: &scopes,
+        ..request("reporting", "GET", "legacy", "/reports/2024")
+    };
+    let decision = engine.authorize(&scoped);
+    assert!(decision.allowed, "{decision:?}");
+    assert_eq!(
+        decision.policies,
+        vec!["reporting-reads-with-scope".to_owned()]
+    );
+    let unscoped = AuthzRequest {
+        auth: "jwt",
+        ..request("reporting", "GET", "legacy", "/reports/2024")
+    };
+    assert!(!engine.authorize(&unscoped).allowed);
+}
+
+#[test]
 fn caller_unknown_to_config_is_evaluated_with_only_trust_domain() {
     let dir = policy_dir(&[(
         "partners.cedar",

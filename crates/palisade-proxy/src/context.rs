@@ -21,10 +21,27 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Who is calling, as established by the identify stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The caller's SPIFFE ID.
-    pub id: SpiffeId,
+    /// The caller's identity: its SPIFFE ID, or for an OAuth client outside the mesh the
+    /// access token's `sub` (its client_id).
+    pub id: String,
+    /// The trust domain that vouched for it: the SPIFFE ID's, or the control plane's.
+    pub trust_domain: String,
     /// How it was authenticated.
     pub auth: AuthMethod,
+    /// The access token's scopes; empty for mTLS callers.
+    pub scopes: Vec<String>,
+}
+
+impl Caller {
+    /// A workload authenticated by its X.509-SVID.
+    pub fn mtls(id: &SpiffeId) -> Self {
+        Caller {
+            id: id.to_string(),
+            trust_domain: id.trust_domain().to_owned(),
+            auth: AuthMethod::Mtls,
+            scopes: Vec::new(),
+        }
+    }
 }
 
 /// What one request has accumulated on its way through the pipeline.
@@ -103,7 +120,7 @@ impl RequestContext {
             ts: self.received_at,
             request_id: self.request_id,
             auth: self.caller.as_ref().map_or(AuthMethod::None, |c| c.auth),
-            caller: self.caller.map(|c| c.id.to_string()),
+            caller: self.caller.map(|c| c.id),
             service: self.service,
             method: Some(self.method),
             path: Some(self.path),

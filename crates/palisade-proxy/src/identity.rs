@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use palisade_identity::tls::{inbound_server_config_from, outbound_client_config_from};
+use palisade_identity::tls::outbound_client_config_from;
 use palisade_identity::{
     IdentityError, Revocations, SpiffeId, SvidMaterial, SvidStore, SVID_CERT_FILE,
 };
@@ -49,14 +49,26 @@ impl SidecarIdentity {
         })
     }
 
-    /// The inbound TLS configuration (client SVID required, revoked callers refused).
-    pub fn server_config(&self) -> Result<ServerConfig, IdentityError> {
-        inbound_server_config_from(
-            self.store.clone(),
+    /// The inbound TLS configuration (revoked callers refused); `client_cert_required =
+    /// false` also admits callers without a certificate.
+    pub fn server_config(&self, client_cert_required: bool) -> Result<ServerConfig, IdentityError> {
+        let mut verifier = palisade_identity::tls::SvidClientVerifier::new(
             self.roots.clone(),
             vec![self.trust_domain.clone()],
-            self.revocations.clone(),
-        )
+        )?
+        .with_revocations(self.revocations.clone());
+        if !client_cert_required {
+            verifier = verifier.allow_unauthenticated();
+        }
+        let mut config = ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| IdentityError::Tls(e.to_string()))?
+        .with_client_cert_verifier(std::sync::Arc::new(verifier))
+        .with_cert_resolver(self.store.clone());
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(config)
     }
 
     /// The outbound TLS configuration towards a service whose identity is `target`.

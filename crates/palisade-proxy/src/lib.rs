@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod rejection;
 mod server;
 pub mod stages;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,7 +25,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use palisade_audit::AuditHandle;
-use palisade_config::{Config, LimitBackend, RateSetting, ServiceConfig, StageMode};
+use palisade_config::{
+    ClientCertMode, Config, LimitBackend, RateSetting, ServiceConfig, StageMode,
+};
 use palisade_identity::IdentityError;
 use palisade_inspect::{InspectOptions, Inspector};
 use palisade_openapi::{ApiSpec, RequestValidator, SpecError, ValidationOptions};
@@ -38,6 +41,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::identity::SidecarIdentity;
 use crate::pipeline::{Guarded, InboundPipeline, OutboundPipeline};
 use crate::stages::forward::{LocalUpstream, MeshTarget};
+use crate::tokens::BearerTokens;
 
 pub use crate::rejection::Rejection;
 
@@ -259,14 +263,29 @@ impl Sidecar {
         }
         let reloader = spawn_reloader(policy.clone())?;
 
+        // Callers may come without a certificate only where a token can identify them.
+        let client_cert_required = own
+            .tokens
+            .as_ref()
+            .is_none_or(|t| t.client_cert == ClientCertMode::Required);
         let tls = identity
-            .server_config()
+            .server_config(client_cert_required)
             .map_err(|source| ProxyError::Identity {
                 service: service.to_owned(),
                 source,
             })?;
         let spec = specs.remove(&own.name);
+        // Configuration validation guarantees `[control]` wherever tokens are accepted.
+        let tokens = own
+            .tokens
+            .as_ref()
+            .zip(control.as_ref())
+            .map(|(settings, client)| {
+                Arc::new(BearerTokens::new(settings, &own.name, client.clone()))
+            });
         let inbound = Arc::new(InboundPipeline {
+            tokens: tokens.clone(),
+            trust_domain: config.trust_domain.clone(),
             service: own.name.clone(),
             limiter: limiter(own).await?,
             validator: validator(own, spec.as_ref())?,
@@ -321,6 +340,9 @@ impl Sidecar {
             )));
         }
         let mut background = vec![tokio::spawn(identity.clone().watch_svid_dir())];
+        if let Some(tokens) = tokens {
+            background.push(tokio::spawn(tokens.refresh_forever()));
+        }
         if let (Some(client), Some(settings)) = (control, &config.control) {
             background.push(tokio::spawn(control::renew_forever(
                 client.clone(),

@@ -3,8 +3,9 @@
 //! Inbound (a caller's sidecar → this service):
 //!
 //! ```text
-//! TLS handshake (client SVID required and verified)
-//!   → identify → route → authorize → forward → record
+//! TLS handshake (client SVID required and verified; optional where tokens are accepted)
+//!   → identify (SVID or bearer token) → route → limit → authorize → validate → inspect
+//!   → forward → record
 //! ```
 //!
 //! Outbound (the local app → another service):
@@ -26,7 +27,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use palisade_audit::{AuditHandle, AuthMethod, Direction};
+use palisade_audit::{AuditHandle, Direction};
 use palisade_config::StageMode;
 use palisade_identity::SpiffeId;
 use palisade_inspect::Inspector;
@@ -38,14 +39,15 @@ use crate::context::{
     Caller, CountingBody, Outcome, Recorder, RecordingBody, RequestContext, REQUEST_ID_HEADER,
 };
 use crate::identity::SidecarIdentity;
-use crate::rejection::{problem_body, Rejection};
+use crate::rejection::{bearer_challenge, problem_body, Rejection};
 use crate::stages::authorize::{authorize, Call};
 use crate::stages::forward::{CountedBody, LocalUpstream, MeshTarget};
-use crate::stages::identify::{check_not_revoked, identify, ConnectionIdentity};
+use crate::stages::identify::{check_not_revoked, identify, ConnectionIdentity, TokenPolicy};
 use crate::stages::inspect::{inspect, InspectedBody};
 use crate::stages::limit::limit;
 use crate::stages::route::{endpoint, route};
 use crate::stages::validate::{allow_header, read_body, validate_body, validate_request};
+use crate::tokens::BearerTokens;
 
 /// What every response body of the proxy is: the upstream's streamed body or a problem,
 /// carrying the record stage.
@@ -97,6 +99,10 @@ pub struct InboundPipeline {
     pub spec: Option<ApiSpec>,
     /// Rate limits per caller identity, if configured.
     pub limiter: Option<Guarded<RateLimiter>>,
+    /// Access tokens accepted besides SVIDs (`[service.tokens]`), if configured.
+    pub tokens: Option<Arc<BearerTokens>>,
+    /// The mesh's trust domain (that of token callers outside the mesh).
+    pub trust_domain: String,
     /// The authorizer.
     pub policy: Arc<PolicyEngine>,
     /// OpenAPI request validation, if the service has a spec.
@@ -132,11 +138,26 @@ impl Stages for InboundPipeline {
         connection: &ConnectionInfo,
         request: Request<CountedBody>,
     ) -> Result<Response<Incoming>, Rejection> {
-        // identify: the caller's SPIFFE ID, from the SVID verified in the handshake.
-        let caller = identify(&connection.identity)?;
+        // identify: the SVID verified in the handshake, or the access token's `sub`.
+        let token_policy = self.tokens.as_deref().map(|tokens| TokenPolicy {
+            tokens,
+            trust_domain: &self.trust_domain,
+        });
+        let identified = identify(
+            &connection.identity,
+            request.headers(),
+            token_policy,
+            ctx.received_at,
+        )
+        .await;
+        let caller = identified.inspect_err(|rejection| {
+            if self.tokens.is_some() && *rejection == Rejection::CallerUnidentified {
+                ctx.response_headers.push(bearer_challenge(&self.service));
+            }
+        })?;
         ctx.caller = Some(caller.clone());
         // ...not revoked since the connection was opened (the handshake saw an older list).
-        check_not_revoked(&connection.identity, &self.identity.revocations)?;
+        check_not_revoked(&connection.identity, &caller, &self.identity.revocations)?;
         // route: the endpoint is the spec's route template, else the literal path.
         ctx.route = route(self.spec.as_ref(), &ctx.method, &ctx.path);
         let endpoint = endpoint(ctx.route.as_deref(), &ctx.path).to_owned();
@@ -284,10 +305,7 @@ impl Stages for OutboundPipeline {
     ) -> Result<Response<Incoming>, Rejection> {
         // identify: the outbound listener is bound to loopback for the local workload only,
         // whose SVID must still be valid (fail closed until a renewal succeeds).
-        ctx.caller = Some(Caller {
-            id: self.own_id.clone(),
-            auth: AuthMethod::Mtls,
-        });
+        ctx.caller = Some(Caller::mtls(&self.own_id));
         if let Err(expired_at) = self.identity.check_own_validity(ctx.received_at) {
             tracing::error!(spiffe_id = %self.own_id, %expired_at, "own SVID expired; refusing outbound calls until it is renewed");
             return Err(Rejection::OwnIdentityExpired { expired_at });

@@ -12,6 +12,13 @@ pub enum Rejection {
     /// The connection carried no verified caller identity.
     #[error("the caller presented no verified identity")]
     CallerUnidentified,
+    /// The presented access token was refused (RFC 6750 `invalid_token`).
+    #[error("{0}")]
+    InvalidToken(palisade_token::TokenRejection),
+    /// The sidecar has no token signing keys yet (the control plane was never reached),
+    /// so it cannot judge any token.
+    #[error("the token signing keys are not available yet; tokens cannot be verified")]
+    TokenKeysUnavailable,
     /// The caller's SVID was revoked after its connection was opened.
     #[error("{caller} has been revoked by the control plane")]
     CallerRevoked {
@@ -136,6 +143,8 @@ impl Rejection {
         match self {
             Rejection::CallerUnidentified => "palisade.identity.missing",
             Rejection::CallerRevoked { .. } => "palisade.identity.revoked",
+            Rejection::InvalidToken(rejection) => rejection.code(),
+            Rejection::TokenKeysUnavailable => "palisade.token.keys_unavailable",
             Rejection::Denied { code, .. } => code,
             Rejection::PolicyUnavailable { .. } => "palisade.policy.unavailable",
             Rejection::UpstreamUnavailable { .. } => "palisade.upstream.unavailable",
@@ -157,13 +166,14 @@ impl Rejection {
     /// The HTTP status the caller sees.
     pub fn status(&self) -> StatusCode {
         match self {
-            Rejection::CallerUnidentified => StatusCode::UNAUTHORIZED,
+            Rejection::CallerUnidentified | Rejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Rejection::CallerRevoked { .. } => StatusCode::FORBIDDEN,
             Rejection::Denied { .. } => StatusCode::FORBIDDEN,
             // Fail closed, but say it is the proxy's state, not the caller's fault.
             Rejection::PolicyUnavailable { .. }
             | Rejection::AuditUnavailable
             | Rejection::RateLimitUnavailable
+            | Rejection::TokenKeysUnavailable
             | Rejection::OwnIdentityExpired { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Rejection::SchemaViolation { status, .. } => {
@@ -186,6 +196,8 @@ impl Rejection {
         match self {
             Rejection::CallerUnidentified => "Caller not identified",
             Rejection::CallerRevoked { .. } => "Caller revoked",
+            Rejection::InvalidToken(_) => "Invalid access token",
+            Rejection::TokenKeysUnavailable => "Token verification unavailable",
             Rejection::Denied { .. } => "Forbidden by policy",
             Rejection::PolicyUnavailable { .. } => "Policy unavailable",
             Rejection::UpstreamUnavailable { .. } => "Upstream unavailable",
@@ -262,7 +274,7 @@ pub fn problem_type(code: &str) -> String {
 /// Renders a rejection as an `application/problem+json` response.
 pub fn problem_body(rejection: &Rejection, request_id: &str) -> Response<Bytes> {
     // Retry-After and the RateLimit headers of a 429 come with the limiter's decision.
-    render_problem(
+    let mut response = render_problem(
         rejection.status(),
         rejection.title(),
         rejection.code(),
@@ -270,7 +282,35 @@ pub fn problem_body(rejection: &Rejection, request_id: &str) -> Response<Bytes> 
         request_id,
         rejection.field(),
         rejection.policies(),
-    )
+    );
+    if let Rejection::InvalidToken(refused) = rejection {
+        // RFC 6750 §3: the challenge names the error; the description is a quoted-string.
+        let description: String = refused
+            .to_string()
+            .chars()
+            .map(|c| if c == '"' || c == '\\' { '\'' } else { c })
+            .collect();
+        let challenge =
+            format!("Bearer error=\"invalid_token\", error_description=\"{description}\"");
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+    }
+    response
+}
+
+/// The challenge a token-accepting service sends with a 401 for a request that carried
+/// no credentials at all (RFC 6750 §3: no error code then).
+pub fn bearer_challenge(service: &str) -> (http::HeaderName, HeaderValue) {
+    let realm: String = service
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    let value = HeaderValue::from_str(&format!("Bearer realm=\"{realm}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+    (header::WWW_AUTHENTICATE, value)
 }
 
 /// Renders any problem (also used for refusals outside the pipeline, such as plaintext).

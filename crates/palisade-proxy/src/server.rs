@@ -53,11 +53,12 @@ pub async fn serve_inbound(
                 .1
                 .peer_certificates()
                 .and_then(|chain| chain.first())
-                .and_then(|leaf| Some((svid_identity(leaf).ok()?, svid_facts(leaf).ok()?)))
-                .map_or(ConnectionIdentity::Anonymous, |(id, facts)| {
+                .and_then(|leaf| Some((leaf, svid_identity(leaf).ok()?, svid_facts(leaf).ok()?)))
+                .map_or(ConnectionIdentity::Anonymous, |(leaf, id, facts)| {
                     ConnectionIdentity::Mtls {
                         id,
                         serial: facts.serial,
+                        certificate: leaf.clone().into_owned(),
                     }
                 });
             serve_http(io, ConnectionInfo { peer, identity }, pipeline, watcher).await;

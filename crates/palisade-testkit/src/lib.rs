@@ -126,7 +126,9 @@ pub async fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMu
 }
 
 /// Starts an HTTP/1.1 app on `addr` (port 0 for any) that answers every request with a JSON
-/// echo: `{"service", "method", "path", "xfcc", "request_id", "body_len"}`.
+/// echo: `{"service", "method", "path", "xfcc", "request_id", "body_len", "caller",
+/// "scopes", "authorization"}` (the last three: the token caller headers a sidecar sets, and
+/// whether an `Authorization` header reached the app).
 pub async fn spawn_echo_app(addr: SocketAddr, service: &'static str) -> SocketAddr {
     let listener = TcpListener::bind(addr).await.unwrap();
     let bound = listener.local_addr().unwrap();
@@ -144,6 +146,9 @@ pub async fn spawn_echo_app(addr: SocketAddr, service: &'static str) -> SocketAd
                             .map(str::to_owned)
                     };
                     let (xfcc, rid) = (header("x-forwarded-client-cert"), header("x-request-id"));
+                    let (caller, scopes) =
+                        (header("x-palisade-caller"), header("x-palisade-scopes"));
+                    let authorization = req.headers().contains_key("authorization");
                     let method = req.method().to_string();
                     let path = req.uri().path().to_owned();
                     let body = req
@@ -155,6 +160,7 @@ pub async fn spawn_echo_app(addr: SocketAddr, service: &'static str) -> SocketAd
                     let json = serde_json::json!({
                         "service": service, "method": method, "path": path,
                         "xfcc": xfcc, "request_id": rid, "body_len": body.len(),
+                        "caller": caller, "scopes": scopes, "authorization": authorization,
                     });
                     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(json.to_string()))))
                 });

@@ -19,8 +19,8 @@ pub const MIN_JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 /// Checks access tokens for one service (`aud`) from one issuer (`iss`). `Send + Sync`.
 ///
 /// The key set is fed from outside ([`TokenVerifier::set_jwks`]): the sidecar fetches
-/// `<issuer>/.well-known/jwks.json` at start, and again when a token names an unknown
-/// `kid` and [`TokenVerifier::needs_refresh`] says so (at most once per
+/// `<issuer>/.well-known/jwks.json` at start and on a schedule, and again when a token
+/// names an unknown `kid` and [`TokenVerifier::needs_refresh`] says so (at most once per
 /// [`MIN_JWKS_REFRESH_INTERVAL`], so a stream of forged kids cannot hammer the issuer).
 pub struct TokenVerifier {
     issuer: String,
@@ -199,18 +199,24 @@ impl TokenVerifier {
         }
         let count = keys.len();
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
-        *self
-            .last_refresh
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         tracing::debug!(keys = count, "token verification keys replaced");
         Ok(())
     }
 
+    /// Whether any signing key is known (false until the first JWKS is installed).
+    pub fn has_keys(&self) -> bool {
+        !self
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
     /// Whether the sidecar should fetch the JWKS now because of `kid`: true when `kid` is
-    /// unknown and no refresh happened (or was asked for) in the last
-    /// [`MIN_JWKS_REFRESH_INTERVAL`]. A `true` answer counts as the refresh attempt, so
-    /// concurrent callers get one `true` between them.
+    /// unknown and no refresh was asked for in the last [`MIN_JWKS_REFRESH_INTERVAL`]. A
+    /// `true` answer counts as the refresh attempt, so concurrent callers get one `true`
+    /// between them. Scheduled fetches ([`TokenVerifier::set_jwks`]) do not count: a key
+    /// rotated just after one must still be fetched when its first token arrives.
     pub fn needs_refresh(&self, kid: &str) -> bool {
         if self
             .keys

@@ -79,6 +79,7 @@ pub fn request<'a>(
         route,
         path: route,
         auth: "mtls",
+        scopes: &[],
         time_unix: 1_700_000_000,
     }
 }

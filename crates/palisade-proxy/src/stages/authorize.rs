@@ -27,13 +27,14 @@ pub struct Call<'a> {
 /// Returns the ids of the policies that allowed the call, or the refusal.
 pub fn authorize(engine: &PolicyEngine, call: Call<'_>) -> Result<Vec<String>, Rejection> {
     let decision = engine.authorize(&AuthzRequest {
-        caller: call.caller.id.as_str(),
-        caller_trust_domain: call.caller.id.trust_domain(),
+        caller: &call.caller.id,
+        caller_trust_domain: &call.caller.trust_domain,
         method: call.method,
         service: call.service,
         route: call.endpoint,
         path: call.path,
         auth: call.caller.auth.as_str(),
+        scopes: &call.caller.scopes,
         time_unix: call.at.unix_timestamp(),
     });
     if decision.allowed {

@@ -1,6 +1,7 @@
 //! forward: send the request on (to the local app inbound, to a target's sidecar over mTLS
 //! outbound) with hop-by-hop headers removed, the request id set and the verified caller
-//! identity passed in `x-forwarded-client-cert`.
+//! identity passed in `x-forwarded-client-cert` (SVID callers) or `x-palisade-caller` and
+//! `x-palisade-scopes` (token callers).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::client::legacy::{Client, Error as ClientError};
 use hyper_util::rt::TokioExecutor;
+use palisade_audit::AuthMethod;
 use palisade_identity::tls::classify_tls_error;
 use palisade_identity::SpiffeId;
 
@@ -30,6 +32,11 @@ pub type ForwardBody = Either<CountedBody, Full<Bytes>>;
 /// Envoy's header for the verified client identity; upstream apps can trust it because the
 /// sidecar strips whatever the caller sent.
 pub const XFCC_HEADER: &str = "x-forwarded-client-cert";
+
+/// The verified caller of a token-authenticated request (the token's `sub`).
+pub const CALLER_HEADER: &str = "x-palisade-caller";
+/// The scopes of that token, space-separated as in the token.
+pub const SCOPES_HEADER: &str = "x-palisade-scopes";
 
 /// How long an upstream may take to send response headers.
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -62,15 +69,32 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Prepares the headers of a forwarded request.
 pub fn prepare_headers(headers: &mut HeaderMap, ctx: &RequestContext, own_id: &SpiffeId) {
     strip_hop_by_hop(headers);
-    headers.remove(XFCC_HEADER);
+    // Identity headers are only ever the sidecar's own: whatever the caller sent goes.
+    for name in [XFCC_HEADER, CALLER_HEADER, SCOPES_HEADER] {
+        headers.remove(name);
+    }
     if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
         headers.insert(REQUEST_ID_HEADER, id);
     }
-    if let Some(caller) = &ctx.caller {
-        // Both IDs are validated SPIFFE IDs: ASCII with no separators, always valid here.
-        if let Ok(v) = HeaderValue::from_str(&format!("By={own_id};URI={}", caller.id)) {
-            headers.insert(XFCC_HEADER, v);
+    match &ctx.caller {
+        Some(caller) if caller.auth == AuthMethod::Jwt => {
+            // The token was consumed here (as Envoy's jwt_authn does by default): the app
+            // gets the verified facts, and a compromised app cannot replay the token.
+            headers.remove(header::AUTHORIZATION);
+            if let Ok(v) = HeaderValue::from_str(&caller.id) {
+                headers.insert(CALLER_HEADER, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&caller.scopes.join(" ")) {
+                headers.insert(SCOPES_HEADER, v);
+            }
         }
+        Some(caller) => {
+            // Both IDs are validated SPIFFE IDs: ASCII with no separators, always valid here.
+            if let Ok(v) = HeaderValue::from_str(&format!("By={own_id};URI={}", caller.id)) {
+                headers.insert(XFCC_HEADER, v);
+            }
+        }
+        None => {}
     }
 }
 
@@ -306,10 +330,7 @@ mod tests {
             &http::Method::GET,
             "/",
         );
-        ctx.caller = Some(Caller {
-            id: "spiffe://td/ns/a/sa/orders".parse().unwrap(),
-            auth: palisade_audit::AuthMethod::Mtls,
-        });
+        ctx.caller = Some(Caller::mtls(&"spiffe://td/ns/a/sa/orders".parse().unwrap()));
         let mut headers = HeaderMap::new();
         headers.insert(
             XFCC_HEADER,

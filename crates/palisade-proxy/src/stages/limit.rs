@@ -19,13 +19,13 @@ pub async fn limit(
     let Some(caller) = ctx.caller.as_ref() else {
         return Err(Rejection::CallerUnidentified);
     };
-    let decision = limiter.check(caller.id.as_str(), endpoint).await;
+    let decision = limiter.check(&caller.id, endpoint).await;
     ctx.ratelimit_degraded = decision.degraded;
     ctx.response_headers.extend(decision.headers());
     match decision.outcome {
         LimitOutcome::Admitted => Ok(()),
         LimitOutcome::Limited { retry_after } => Err(Rejection::RateLimited {
-            caller: caller.id.to_string(),
+            caller: caller.id.clone(),
             retry_after_secs: retry_after.as_secs_f64().ceil().max(1.0) as u64,
         }),
         LimitOutcome::Unavailable => Err(Rejection::RateLimitUnavailable),
@@ -36,7 +36,7 @@ pub async fn limit(
 mod tests {
     use std::time::Duration;
 
-    use palisade_audit::{AuthMethod, Direction};
+    use palisade_audit::Direction;
     use palisade_ratelimit::{Backend, LimitRules, Rate};
 
     use super::*;
@@ -51,10 +51,7 @@ mod tests {
             &http::Method::GET,
             "/invoices/1",
         );
-        ctx.caller = Some(Caller {
-            id: caller.parse().unwrap(),
-            auth: AuthMethod::Mtls,
-        });
+        ctx.caller = Some(Caller::mtls(&caller.parse().unwrap()));
         ctx
     }
 
