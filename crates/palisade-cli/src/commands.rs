@@ -12,14 +12,14 @@ use palisade_proxy::{load_services, Sidecar};
 
 use palisade_config::OAuthClientAuth;
 use palisade_control::{
-    admin_audit_record, AdminAction, ControlServer, ControlServerConfig, ControlState,
-    OAuthSettings,
+    admin_audit_record, AdminAction, CaStatus, ControlError, ControlServer, ControlServerConfig,
+    ControlState, OAuthSettings, RootUsage,
 };
 use palisade_token::{ClientAuth, RegisteredClient};
 
 use crate::{
-    AuditCommand, AuditQueryArgs, CaCommand, Command, ControlCommand, JoinTokenCommand,
-    OutputFormat, PolicyCommand,
+    AuditCommand, AuditQueryArgs, CaCommand, Command, ControlCaCommand, ControlCommand,
+    JoinTokenCommand, OutputFormat, PolicyCommand,
 };
 
 /// A command's failure and the exit code it maps to (CONVENTIONS.md: 1 = a check failed,
@@ -185,7 +185,11 @@ fn control(command: ControlCommand) -> Result<ExitCode, Failure> {
                 settings.policy_dir = Some(config.policy_dir.clone());
                 if let Some(control) = &config.control {
                     settings.svid_ttl = control.svid_ttl;
-                    settings.oauth = control.oauth.as_ref().map(oauth_settings).transpose()?;
+                    settings.oauth = control
+                        .oauth
+                        .as_ref()
+                        .map(|oauth| oauth_settings(oauth, &control.url))
+                        .transpose()?;
                 }
                 let server = ControlServer::start(settings).await?;
                 tracing::info!(addr = %server.addr, spiffe_id = %server.spiffe_id, "control plane serving");
@@ -250,13 +254,185 @@ fn control(command: ControlCommand) -> Result<ExitCode, Failure> {
             };
             record_admin(&config, record)?;
         }
+        ControlCommand::Ca(command) => return control_ca(command),
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// `palisade control ca …`: the CA rollover steps, each audited like the other
+/// administrative changes, and the status between them.
+fn control_ca(command: ControlCaCommand) -> Result<ExitCode, Failure> {
+    match command {
+        ControlCaCommand::Prepare { config } => {
+            let config = Config::load(&config)?;
+            let root = ControlState::open(&config.state_dir)?.prepare_root()?;
+            record_admin(
+                &config,
+                admin_audit_record(&AdminAction::RootPrepared {
+                    fingerprint: &root.fingerprint,
+                    not_after: root.not_after,
+                }),
+            )?;
+            println!(
+                "prepared root {} (valid until {}); it is in the served trust bundle and signs nothing yet",
+                root.fingerprint,
+                rfc3339(root.not_after)
+            );
+            let poll = config
+                .control
+                .as_ref()
+                .map(|c| humantime::format_duration(c.revocation_poll).to_string())
+                .unwrap_or_else(|| "5s".into());
+            eprintln!("next: wait until every sidecar has fetched the new bundle (they do with every revocation poll, every {poll}; a sidecar that is down fetches it when it starts), then run `palisade control ca activate`");
+        }
+        ControlCaCommand::Activate { config } => {
+            let config = Config::load(&config)?;
+            let activation = ControlState::open(&config.state_dir)?.activate_root()?;
+            record_admin(
+                &config,
+                admin_audit_record(&AdminAction::RootActivated {
+                    active: &activation.active.fingerprint,
+                    previous: &activation.previous.fingerprint,
+                }),
+            )?;
+            println!(
+                "root {} signs from now on; the previous root {} stays in the trust bundle",
+                activation.active.fingerprint, activation.previous.fingerprint
+            );
+            let ttl = config
+                .control
+                .as_ref()
+                .map(|c| humantime::format_duration(c.svid_ttl).to_string())
+                .unwrap_or_else(|| "1h".into());
+            eprintln!("next: wait until every workload has renewed its SVID (sidecars renew at half its life; all within one SVID TTL, {ttl}); `palisade control ca status` shows what still uses the previous root; then run `palisade control ca retire`");
+        }
+        ControlCaCommand::Retire { config, force } => {
+            let config = Config::load(&config)?;
+            let retired = match ControlState::open(&config.state_dir)?.retire_root(force) {
+                Ok(retired) => retired,
+                // A check that failed, not a usage error.
+                Err(error @ ControlError::RootInUse { .. }) => {
+                    return Err(Failure {
+                        error: error.into(),
+                        exit_code: ExitCode::from(1),
+                    })
+                }
+                Err(error) => return Err(error.into()),
+            };
+            record_admin(
+                &config,
+                admin_audit_record(&AdminAction::RootRetired {
+                    fingerprint: &retired.root.fingerprint,
+                    still_in_use: retired.usage.svids,
+                }),
+            )?;
+            println!(
+                "retired root {}: it is no longer in the trust bundle (files kept: {})",
+                retired.root.fingerprint,
+                retired.root.cert_path.display()
+            );
+            if retired.usage.svids > 0 {
+                eprintln!(
+                    "warning: {} SVID(s) it signed were still in use; those workloads must join again",
+                    retired.usage.svids
+                );
+            }
+        }
+        ControlCaCommand::Status { config, format } => {
+            let config = Config::load(&config)?;
+            let status = ControlState::open(&config.state_dir)?.ca_status()?;
+            let text = match format {
+                OutputFormat::Table => render_ca_status(&status),
+                OutputFormat::Json => format!("{}\n", ca_status_json(&status)),
+            };
+            print!("{text}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rfc3339(ts: time::OffsetDateTime) -> String {
+    ts.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| ts.to_string())
+}
+
+/// The roots as a table, then what still depends on the previous root.
+fn render_ca_status(status: &CaStatus) -> String {
+    let mut out = format!(
+        "{:<9} {:<64} {:<20} {:<20} SUBJECT\n",
+        "ROLE", "FINGERPRINT (SHA-256)", "NOT AFTER", "SINCE"
+    );
+    for root in &status.roots {
+        let since = match root.role {
+            palisade_identity::RootRole::Retired => root.retired,
+            palisade_identity::RootRole::Active | palisade_identity::RootRole::Previous => {
+                root.activated
+            }
+            _ => Some(root.added),
+        }
+        .unwrap_or(root.added);
+        out.push_str(&format!(
+            "{:<9} {:<64} {:<20} {:<20} {}\n",
+            root.role.as_str(),
+            root.fingerprint,
+            rfc3339(root.not_after),
+            rfc3339(since),
+            root.subject
+        ));
+    }
+    if let Some(signer) = status
+        .roots
+        .iter()
+        .find(|r| r.role == palisade_identity::RootRole::Active)
+    {
+        out.push_str(&format!("signing: {}\n", signer.fingerprint));
+    }
+    if let Some(usage) = &status.previous_usage {
+        out.push_str(&previous_usage_line(usage));
+    }
+    out
+}
+
+fn previous_usage_line(usage: &RootUsage) -> String {
+    match usage.last_not_after {
+        None => "previous root: no SVID it signed is still in use; `palisade control ca retire` is safe\n".to_owned(),
+        Some(last) => format!(
+            "previous root: {} SVID(s) it signed still in use ({}), the last expiring at {}; retire once they have renewed\n",
+            usage.svids,
+            usage.spiffe_ids.join(", "),
+            rfc3339(last)
+        ),
+    }
+}
+
+fn ca_status_json(status: &CaStatus) -> serde_json::Value {
+    let optional = |ts: Option<time::OffsetDateTime>| ts.map(rfc3339);
+    serde_json::json!({
+        "roots": status.roots.iter().map(|root| serde_json::json!({
+            "role": root.role.as_str(),
+            "fingerprint": root.fingerprint,
+            "subject": root.subject,
+            "not_before": rfc3339(root.not_before),
+            "not_after": rfc3339(root.not_after),
+            "added": rfc3339(root.added),
+            "activated": optional(root.activated),
+            "retired": optional(root.retired),
+            "cert": root.cert_path,
+        })).collect::<Vec<_>>(),
+        "previous_in_use": status.previous_usage.as_ref().map(|usage| serde_json::json!({
+            "svids": usage.svids,
+            "spiffe_ids": usage.spiffe_ids,
+            "last_not_after": optional(usage.last_not_after),
+        })),
+    })
+}
+
 /// The token endpoint's settings from `[control.oauth]`: client keys are read here so a
 /// missing or unreadable file stops the server at start.
-fn oauth_settings(oauth: &palisade_config::OAuthSettings) -> Result<OAuthSettings, Failure> {
+fn oauth_settings(
+    oauth: &palisade_config::OAuthSettings,
+    issuer: &str,
+) -> Result<OAuthSettings, Failure> {
     let mut clients = Vec::new();
     for client in &oauth.clients {
         let auth = match &client.auth {
@@ -281,6 +457,8 @@ fn oauth_settings(oauth: &palisade_config::OAuthSettings) -> Result<OAuthSetting
         clients,
         token_ttl: oauth.token_ttl,
         key_rotation: oauth.key_rotation,
+        // The URL sidecars know the control plane by: what they expect in `iss`.
+        issuer: Some(issuer.to_owned()),
     })
 }
 

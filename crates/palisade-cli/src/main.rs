@@ -112,6 +112,10 @@ enum ControlCommand {
     /// Manage one-time join tokens.
     #[command(subcommand)]
     JoinToken(JoinTokenCommand),
+    /// Roll the CA over to a new root without breaking running workloads:
+    /// prepare, (wait) activate, (wait) retire.
+    #[command(subcommand)]
+    Ca(ControlCaCommand),
     /// Revoke every SVID of a SPIFFE ID, or one SVID by serial number.
     Revoke {
         /// The palisade.toml.
@@ -142,6 +146,45 @@ enum JoinTokenCommand {
         /// How long the token stays usable, e.g. 10m.
         #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
         ttl: Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ControlCaCommand {
+    /// Step 1: generate a new root and add it to the served trust bundle; it signs nothing
+    /// yet. Then wait until every sidecar has fetched the bundle (one revocation_poll).
+    Prepare {
+        /// The palisade.toml.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Step 2: the prepared root signs every SVID from now on; the old root stays in the
+    /// bundle. Then wait until every workload has renewed (at most one SVID TTL).
+    Activate {
+        /// The palisade.toml.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Step 3: remove the old root from the bundle (its files are kept in ca/retired/).
+    /// Refused while SVIDs it signed are still valid and not renewed, unless --force.
+    Retire {
+        /// The palisade.toml.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Retire even though SVIDs of the old root are still in use (those workloads
+        /// are cut off until they join again).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show the roots: role, which one signs, fingerprints, validity, and what still
+    /// uses the previous root.
+    Status {
+        /// The palisade.toml.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
     },
 }
 

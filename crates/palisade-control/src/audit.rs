@@ -1,9 +1,10 @@
 //! Audit records for what is done to the state directly (the CLI), not over HTTP.
 //!
-//! The server audits every request it serves. Join tokens and revocations are made by
-//! `palisade control join-token create` / `palisade control revoke` through
-//! [`ControlState`](crate::ControlState) without the server, so the CLI writes one of
-//! these records through its own [`AuditHandle`](palisade_audit::AuditHandle) after each.
+//! The server audits every request it serves. Join tokens, revocations and CA rollover
+//! steps are made by `palisade control join-token create` / `palisade control revoke` /
+//! `palisade control ca …` through [`ControlState`](crate::ControlState) without the
+//! server, so the CLI writes one of these records through its own
+//! [`AuditHandle`](palisade_audit::AuditHandle) after each.
 
 use std::time::Duration;
 
@@ -42,6 +43,27 @@ pub enum AdminAction<'a> {
         /// The revocation list version after the change.
         version: u64,
     },
+    /// CA rollover step 1: a new root joined the bundle; it signs nothing yet.
+    RootPrepared {
+        /// SHA-256 fingerprint of the new root.
+        fingerprint: &'a str,
+        /// End of its validity.
+        not_after: OffsetDateTime,
+    },
+    /// CA rollover step 2: the prepared root signs from now on.
+    RootActivated {
+        /// SHA-256 fingerprint of the root that signs now.
+        active: &'a str,
+        /// SHA-256 fingerprint of the root that signed before (still in the bundle).
+        previous: &'a str,
+    },
+    /// CA rollover step 3: the previous root left the bundle.
+    RootRetired {
+        /// SHA-256 fingerprint of the retired root.
+        fingerprint: &'a str,
+        /// SVIDs it signed that were still in use (non-zero only when forced).
+        still_in_use: u64,
+    },
 }
 
 /// The audit record of an administrative change: `service = "palisade-control"`, no
@@ -67,6 +89,29 @@ pub fn admin_audit_record(action: &AdminAction<'_>) -> AuditRecord {
         } => format!(
             "revoked the SVID with serial {serial} (reason: {reason}); revocation list version {version}"
         ),
+        AdminAction::RootPrepared {
+            fingerprint,
+            not_after,
+        } => format!(
+            "CA rollover: prepared root {fingerprint} (valid until {}); in the bundle, not signing",
+            not_after
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| not_after.to_string())
+        ),
+        AdminAction::RootActivated { active, previous } => format!(
+            "CA rollover: activated root {active}; it signs from now on; previous root {previous} stays in the bundle"
+        ),
+        AdminAction::RootRetired {
+            fingerprint,
+            still_in_use,
+        } => {
+            let forced = if *still_in_use > 0 {
+                format!(" (forced: {still_in_use} SVID(s) it signed were still in use)")
+            } else {
+                String::new()
+            };
+            format!("CA rollover: retired root {fingerprint}; no longer in the bundle{forced}")
+        }
     };
     AuditRecord {
         ts: OffsetDateTime::now_utc(),
@@ -112,5 +157,20 @@ mod tests {
         assert!(detail.contains("spiffe://example.org/ns/a/sa/b"));
         assert!(detail.contains("decommissioned"));
         assert!(detail.contains("version 4"));
+    }
+
+    #[test]
+    fn rollover_records_name_the_roots_by_fingerprint() {
+        let record = admin_audit_record(&AdminAction::RootActivated {
+            active: "bb01",
+            previous: "aa01",
+        });
+        let detail = record.detail.unwrap();
+        assert!(detail.contains("activated root bb01") && detail.contains("previous root aa01"));
+        let forced = admin_audit_record(&AdminAction::RootRetired {
+            fingerprint: "aa01",
+            still_in_use: 2,
+        });
+        assert!(forced.detail.unwrap().contains("forced: 2 SVID(s)"));
     }
 }

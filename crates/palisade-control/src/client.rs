@@ -1,4 +1,5 @@
-//! [`ControlClient`]: what sidecars use to join, renew, and follow revocations.
+//! [`ControlClient`]: what sidecars use to join, renew, and follow revocations and the
+//! trust bundle.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,11 +10,12 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use palisade_identity::tls::classify_handshake_error;
 use palisade_identity::{
-    svid_identity, validate_trust_domain, IdentityError, IssuedSvid, SpiffeId, SvidMaterial,
+    svid_identity, validate_trust_domain, BundleChange, IdentityError, IssuedSvid, SpiffeId,
+    SvidMaterial, TrustBundle,
 };
 use rcgen::{CertificateParams, KeyPair, PublicKeyData, SanType};
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::TcpStream;
@@ -23,7 +25,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::api::{BundleResponse, JoinRequest, RenewRequest, SvidResponse};
 use crate::problem::Problem;
 use crate::state::{RevocationList, CONTROL_ID_PATH};
-use crate::tls::{client_config, roots_from_pem};
+use crate::tls::client_config;
 use crate::ControlError;
 
 /// Longest a whole exchange (connect, handshake, request, response) may take.
@@ -31,16 +33,31 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest response body read.
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
+/// The trust bundle as `GET /v1/bundle` served it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedBundle {
+    /// The bundle, PEM.
+    pub pem: String,
+    /// Its `ETag`, to send back as `If-None-Match` next time.
+    pub etag: Option<String>,
+}
+
 /// A client of one control plane. Every call opens its own TLS connection and checks
 /// that the server presents exactly `spiffe://<trust domain>/palisade/control`, chained
-/// to the configured bundle.
+/// to the client's trust bundle.
+///
+/// That bundle starts as the one given to [`new`](Self::new) and follows the control
+/// plane: the bundle of every join or renewal answer replaces it, as does
+/// [`install_bundle`](Self::install_bundle). So once a CA rollover's new root is in the
+/// served bundle, the client keeps trusting the control plane after it re-issues its own
+/// certificate from that root. Clones share the bundle.
 #[derive(Debug, Clone)]
 pub struct ControlClient {
     host: String,
     port: u16,
     authority: String,
     server_name: ServerName<'static>,
-    roots: RootCertStore,
+    trust: Arc<TrustBundle>,
     expected: SpiffeId,
     anonymous: Arc<ClientConfig>,
 }
@@ -83,19 +100,49 @@ impl ControlClient {
         let server_name = ServerName::try_from(host.clone())
             .or_else(|_| ServerName::try_from("palisade-control.invalid"))
             .map_err(|_| bad("the host is not a usable name"))?;
-        let roots = roots_from_pem(bundle_pem)?;
+        let trust = TrustBundle::from_pem(bundle_pem).map_err(IdentityError::from)?;
         let expected = SpiffeId::new(trust_domain, CONTROL_ID_PATH)
             .map_err(|e| ControlError::Identity(IdentityError::BadTrustDomain(e)))?;
-        let anonymous = Arc::new(client_config(roots.clone(), expected.clone(), None)?);
+        // Built once: the verifier reads the live bundle at each handshake.
+        let anonymous = Arc::new(client_config(trust.clone(), expected.clone(), None)?);
         Ok(ControlClient {
             host,
             port,
             authority,
             server_name,
-            roots,
+            trust,
             expected,
             anonymous,
         })
+    }
+
+    /// The bundle this client trusts the control plane with (shared by its clones).
+    pub fn trust_bundle(&self) -> Arc<TrustBundle> {
+        self.trust.clone()
+    }
+
+    /// The PEM of the bundle this client trusts now.
+    pub fn bundle_pem(&self) -> String {
+        // Always built from PEM (new, install_bundle, answers), so the text is known.
+        self.trust.pem().map(|p| p.to_string()).unwrap_or_default()
+    }
+
+    /// Trusts `bundle_pem` for this client's connections from now on. A bundle without a
+    /// usable root is refused and the one in force stays.
+    pub fn install_bundle(&self, bundle_pem: &str) -> Result<BundleChange, ControlError> {
+        Ok(self
+            .trust
+            .replace_pem(bundle_pem)
+            .map_err(IdentityError::from)?)
+    }
+
+    /// Adopts the bundle of a join or renewal answer (it came over a connection that
+    /// verified the control plane, so it is as trustworthy as the one in force).
+    fn adopt_bundle(&self, bundle_pem: &str) -> Result<(), ControlError> {
+        self.trust
+            .replace_pem(bundle_pem)
+            .map(|_| ())
+            .map_err(|e| ControlError::BadResponse(format!("the trust bundle: {e}")))
     }
 
     /// Generates a key pair locally (ECDSA P-256), sends a CSR with the token; returns
@@ -113,23 +160,28 @@ impl ControlClient {
         let response: SvidResponse = self
             .post("/v1/join", &request, self.anonymous.clone())
             .await?;
-        accept_svid(&response, spiffe_id, key)
+        let svid = accept_svid(&response, spiffe_id, key)?;
+        self.adopt_bundle(&response.bundle)?;
+        Ok(svid)
     }
 
     /// Renews over mTLS using `current` (its chain + key); the new key is generated
-    /// locally. The new SVID names the same SPIFFE ID.
+    /// locally. The new SVID names the same SPIFFE ID. The answer's bundle becomes this
+    /// client's ([`bundle_pem`](Self::bundle_pem)).
     pub async fn renew(&self, current: &SvidMaterial) -> Result<IssuedSvid, ControlError> {
         let key = new_key()?;
         let request = RenewRequest {
             csr: csr_pem(&key, &current.spiffe_id)?,
         };
         let config = Arc::new(client_config(
-            self.roots.clone(),
+            self.trust.clone(),
             self.expected.clone(),
             Some(current),
         )?);
         let response: SvidResponse = self.post("/v1/renew", &request, config).await?;
-        accept_svid(&response, &current.spiffe_id, key)
+        let svid = accept_svid(&response, &current.spiffe_id, key)?;
+        self.adopt_bundle(&response.bundle)?;
+        Ok(svid)
     }
 
     /// The revocation list; `None` when it is still at version `etag`.
@@ -171,7 +223,7 @@ impl ControlClient {
             }
         }
         let config = Arc::new(client_config(
-            self.roots.clone(),
+            self.trust.clone(),
             self.expected.clone(),
             Some(current),
         )?);
@@ -196,6 +248,36 @@ impl ControlClient {
             )
             .await?;
         parse_json::<BundleResponse>(&body).map(|b| b.bundle)
+    }
+
+    /// The trust bundle with its `ETag`; `None` when it still has `etag`. Fetching
+    /// changes nothing here: install it with [`install_bundle`](Self::install_bundle).
+    pub async fn bundle_since(
+        &self,
+        etag: Option<&str>,
+    ) -> Result<Option<FetchedBundle>, ControlError> {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = etag.and_then(|e| e.parse().ok()) {
+            headers.insert(header::IF_NONE_MATCH, value);
+        }
+        let (status, response_headers, body) = self
+            .exchange_with_headers(
+                Method::GET,
+                "/v1/bundle",
+                headers,
+                None,
+                self.anonymous.clone(),
+            )
+            .await?;
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        let etag = response_headers
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let pem = parse_json::<BundleResponse>(&body)?.bundle;
+        Ok(Some(FetchedBundle { pem, etag }))
     }
 
     /// The token signing keys (RFC 7517 JWK Set) the control plane publishes, for
@@ -237,6 +319,20 @@ impl ControlClient {
         body: Option<Vec<u8>>,
         config: Arc<ClientConfig>,
     ) -> Result<(StatusCode, Bytes), ControlError> {
+        self.exchange_with_headers(method, path, headers, body, config)
+            .await
+            .map(|(status, _, body)| (status, body))
+    }
+
+    /// [`exchange`](Self::exchange), keeping the response headers.
+    async fn exchange_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        headers: HeaderMap,
+        body: Option<Vec<u8>>,
+        config: Arc<ClientConfig>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), ControlError> {
         tokio::time::timeout(
             REQUEST_TIMEOUT,
             self.exchange_inner(method, path, headers, body, config),
@@ -258,7 +354,7 @@ impl ControlClient {
         headers: HeaderMap,
         body: Option<Vec<u8>>,
         config: Arc<ClientConfig>,
-    ) -> Result<(StatusCode, Bytes), ControlError> {
+    ) -> Result<(StatusCode, HeaderMap, Bytes), ControlError> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|source| ControlError::Connect {
@@ -303,6 +399,7 @@ impl ControlClient {
             .await
             .map_err(|e| ControlError::Http(describe_hyper_error(&e)))?;
         let status = response.status();
+        let response_headers = response.headers().clone();
         let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
             .collect()
             .await
@@ -325,7 +422,7 @@ impl ControlClient {
                 "unexpected HTTP {status}"
             )));
         }
-        Ok((status, body))
+        Ok((status, response_headers, body))
     }
 }
 

@@ -79,6 +79,19 @@ pub enum ControlError {
         /// The normalised serial.
         serial: String,
     },
+    /// Retiring the previous root would cut off workloads whose SVIDs it signed: they are
+    /// still valid and were neither renewed nor revoked.
+    #[error("{svids} SVID(s) signed by the previous root {fingerprint} are still valid and were not renewed (the last expires at {last_not_after}; {spiffe_ids}); retiring the root now would cut them off until they join again: wait until they renew (sidecars renew at half their SVID's life), revoke them, or force it")]
+    RootInUse {
+        /// SHA-256 fingerprint of the previous root.
+        fingerprint: String,
+        /// How many of its SVIDs are still in use.
+        svids: u64,
+        /// Some of their SPIFFE IDs, comma-separated.
+        spiffe_ids: String,
+        /// When the last of them expires, RFC 3339.
+        last_not_after: String,
+    },
     /// The server configuration names a trust domain other than the CA's.
     #[error("the configured trust domain {configured:?} is not the CA's ({ca:?})")]
     TrustDomainMismatch {

@@ -16,7 +16,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use palisade_audit::{AuditHandle, AuditRecord, AuthMethod, Decision, Direction};
 use palisade_identity::tls::classify_handshake_error;
-use palisade_identity::{SpiffeId, DEFAULT_SVID_TTL};
+use palisade_identity::{
+    roots_from_pem, CertificateAuthority, IdentityError, SpiffeId, TrustBundle, DEFAULT_SVID_TTL,
+};
 use palisade_token::{
     ClientRegistry, RegisteredClient, TokenIssuer, TokenResponse, DEFAULT_KEY_ROTATION,
     DEFAULT_TOKEN_TTL, JWKS_PATH, TOKEN_ENDPOINT_PATH,
@@ -34,7 +36,7 @@ use crate::api::{BundleResponse, JoinRequest, RenewRequest, SvidResponse};
 use crate::certs::{parse_csr, PeerSvid};
 use crate::problem::{problem_response, Reason, Refusal};
 use crate::state::{ControlState, Issued, JOIN_TOKEN_PREFIX};
-use crate::tls::{certified_key, roots_from_pem, server_config, RotatingCert};
+use crate::tls::{certified_key, server_config, RotatingCert};
 use crate::ControlError;
 
 /// The `service` of every audit record the control plane writes.
@@ -57,6 +59,9 @@ pub const RENEWAL_GRACE: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Wait before retrying a failed rotation of the control plane's SVID.
 const ROTATION_RETRY: Duration = Duration::from_secs(60);
+/// How often the CA directory is checked for a rollover step made by another process,
+/// when no request does it first.
+pub const CA_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Directory (under the state directory) of the OAuth token signing keys.
 pub const OAUTH_KEYS_DIR: &str = "oauth-keys";
 /// How often the token signing keys are checked for rotation.
@@ -75,15 +80,21 @@ pub struct OAuthSettings {
     pub token_ttl: Duration,
     /// Signing-key rotation period (default 24 h).
     pub key_rotation: Duration,
+    /// The `iss` of the tokens and the base of the token endpoint URL: the URL clients and
+    /// sidecars use (`[control] url`). `None`: `https://<bound address>`, which is only
+    /// right when they reach the control plane at that address.
+    pub issuer: Option<String>,
 }
 
 impl OAuthSettings {
-    /// These clients with the default token TTL (5 min) and key rotation (24 h).
+    /// These clients with the default token TTL (5 min) and key rotation (24 h), issuing
+    /// as `https://<bound address>`.
     pub fn new(clients: Vec<RegisteredClient>) -> Self {
         OAuthSettings {
             clients,
             token_ttl: DEFAULT_TOKEN_TTL,
             key_rotation: DEFAULT_KEY_ROTATION,
+            issuer: None,
         }
     }
 }
@@ -103,7 +114,7 @@ pub struct ControlServerConfig {
     pub audit: AuditHandle,
     /// The OAuth token endpoint and JWKS; `None` (the default) leaves them unmounted
     /// (404). Signing keys live in `<state_dir>/oauth-keys/`; the issuer is
-    /// `https://<bound address>`.
+    /// [`OAuthSettings::issuer`].
     pub oauth: Option<OAuthSettings>,
     /// The directory of `*.cedar` files served to sidecars at `GET /v1/policies` (mTLS
     /// callers only); `None` answers 404.
@@ -182,8 +193,10 @@ impl ControlServer {
         let (own, serial) = state.issue_own(CONTROL_SVID_TTL)?;
         tracing::info!(spiffe_id = %spiffe_id, %serial, not_after = %own.not_after, "issued the control plane's SVID");
         let cert = Arc::new(RotatingCert::new(certified_key(&own)?));
-        let roots = roots_from_pem(state.bundle_pem())?;
-        let tls = server_config(roots, state.trust_domain(), cert.clone())?;
+        let ca = state.ca();
+        let trust = TrustBundle::from_pem(ca.bundle_pem()).map_err(IdentityError::from)?;
+        remember_retired(&trust, &ca);
+        let tls = server_config(trust.clone(), state.trust_domain(), cert.clone())?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -199,8 +212,11 @@ impl ControlServer {
             Some(settings) => Some(Arc::new(open_oauth(&config.state_dir, addr, settings)?)),
             None => None,
         };
+        let (ca_changed, active_root) = watch::channel(ca.fingerprint().to_owned());
         let ctx = Arc::new(Context {
-            bundle_etag: format!("\"{}\"", short_digest(state.bundle_pem())),
+            trust,
+            ca_changed,
+            ca_sync: tokio::sync::Mutex::new(()),
             state: state.clone(),
             audit: config.audit,
             svid_ttl: config.svid_ttl,
@@ -209,17 +225,21 @@ impl ControlServer {
         });
         let (shutdown, receiver) = watch::channel(false);
         let acceptor = TlsAcceptor::from(Arc::new(tls));
-        let mut tasks = Vec::with_capacity(3);
+        let mut tasks = Vec::with_capacity(4);
         if let Some(oauth) = oauth {
             tasks.push(tokio::spawn(rotate_signing_keys(oauth, receiver.clone())));
         }
         tasks.extend([
+            tokio::spawn(watch_ca(ctx.clone(), receiver.clone())),
             tokio::spawn(accept_loop(listener, acceptor, ctx, receiver.clone())),
             tokio::spawn(rotate_own_svid(
                 state,
                 cert,
-                issued_at,
-                own.not_after,
+                OwnSvid {
+                    issued_at,
+                    not_after: own.not_after,
+                },
+                active_root,
                 receiver,
             )),
         ]);
@@ -236,11 +256,84 @@ impl ControlServer {
 /// What every request handler shares.
 struct Context {
     state: Arc<ControlState>,
+    /// The roots client certificates are checked against (the served bundle).
+    trust: Arc<TrustBundle>,
+    /// The fingerprint of the root that signs; the own-SVID task re-issues on a change.
+    ca_changed: watch::Sender<String>,
+    /// Held while a CA change is loaded and applied, so whoever calls [`follow_ca`]
+    /// returns only once the handshake trust matches the state.
+    ca_sync: tokio::sync::Mutex<()>,
     audit: AuditHandle,
     svid_ttl: Duration,
-    bundle_etag: String,
     oauth: Option<Arc<OAuth>>,
     policy_dir: Option<PathBuf>,
+}
+
+/// Picks up a CA rollover step made by `palisade control ca` in another process: the
+/// served bundle and the handshake trust follow it, and a new active root makes the
+/// server re-issue its own SVID from it.
+///
+/// Called before every request that depends on the CA (join, renew, bundle) and every
+/// [`CA_CHECK_INTERVAL`] in the background. Re-checking costs two `stat` calls when
+/// nothing changed: cheaper and simpler than a file watcher, and exact, since the CLI and
+/// the server share nothing but the directory. So an answer given after a step completed
+/// always reflects it.
+async fn follow_ca(ctx: &Context) {
+    let _applying = ctx.ca_sync.lock().await;
+    let state = ctx.state.clone();
+    match tokio::task::spawn_blocking(move || state.refresh_ca()).await {
+        Ok(Ok(Some(ca))) => {
+            match ctx.trust.replace_pem(ca.bundle_pem()) {
+                Ok(change) => tracing::info!(
+                    added = change.added,
+                    removed = change.removed,
+                    active_root = ca.fingerprint(),
+                    "CA changed; serving the new trust bundle"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "the CA's new bundle is unusable; keeping the old one for handshakes")
+                }
+            }
+            remember_retired(&ctx.trust, &ca);
+            ctx.ca_changed.send_if_modified(|active| {
+                let changed = *active != ca.fingerprint();
+                if changed {
+                    ca.fingerprint().clone_into(active);
+                }
+                changed
+            });
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "reloading the changed CA failed; still using the one loaded before")
+        }
+        Err(e) => tracing::error!(error = %e, "the CA reload task failed"),
+    }
+}
+
+/// Lets the handshake name SVIDs of retired roots as such (`palisade.identity.retired_root`).
+fn remember_retired(trust: &TrustBundle, ca: &CertificateAuthority) {
+    if ca.retired_pem().is_empty() {
+        return;
+    }
+    let remembered =
+        roots_from_pem(ca.retired_pem()).and_then(|roots| trust.remember_retired(roots));
+    if let Err(e) = remembered {
+        tracing::warn!(error = %e, "retired roots unreadable; their SVIDs are refused as untrusted");
+    }
+}
+
+/// Checks the CA directory every [`CA_CHECK_INTERVAL`] until shutdown, so the handshake
+/// trust and the server's own SVID follow a rollover even without requests.
+async fn watch_ca(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(CA_CHECK_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => follow_ca(&ctx).await,
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 /// The token issuer and who may use it.
@@ -257,9 +350,10 @@ fn open_oauth(
     settings: OAuthSettings,
 ) -> Result<OAuth, ControlError> {
     let clients = ClientRegistry::try_new(settings.clients)?;
+    let issuer_url = settings.issuer.unwrap_or_else(|| format!("https://{addr}"));
     let issuer = TokenIssuer::open(
         &state_dir.join(OAUTH_KEYS_DIR),
-        &format!("https://{addr}"),
+        &issuer_url,
         settings.token_ttl,
         settings.key_rotation,
     )?;
@@ -301,14 +395,26 @@ struct Connection {
     peer_der: Option<Vec<u8>>,
 }
 
-/// Re-issues the control plane's SVID at half its lifetime, until shutdown.
+/// When the control plane's SVID in use was issued and when it expires.
+struct OwnSvid {
+    issued_at: OffsetDateTime,
+    not_after: OffsetDateTime,
+}
+
+/// Re-issues the control plane's SVID at half its lifetime, and at once when another root
+/// becomes the signer (so clients that only trust the new root, after the old one is
+/// retired, still trust the server), until shutdown.
 async fn rotate_own_svid(
     state: Arc<ControlState>,
     cert: Arc<RotatingCert>,
-    mut issued_at: OffsetDateTime,
-    mut not_after: OffsetDateTime,
+    own: OwnSvid,
+    mut active_root: watch::Receiver<String>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let OwnSvid {
+        mut issued_at,
+        mut not_after,
+    } = own;
     let mut retry = false;
     loop {
         let wait = if retry {
@@ -318,6 +424,13 @@ async fn rotate_own_svid(
         };
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
+            changed = active_root.changed() => {
+                if changed.is_err() {
+                    // The server's context is gone: it is shutting down.
+                    return;
+                }
+                tracing::info!(active_root = %*active_root.borrow_and_update(), "re-issuing the control plane's SVID from the new active root");
+            }
             _ = shutdown.changed() => return,
         }
         let now = OffsetDateTime::now_utc();
@@ -648,7 +761,7 @@ async fn dispatch(
     match route {
         Route::Join => join(ctx, request, facts).await,
         Route::Renew => renew(ctx, connection, request, facts).await,
-        Route::Bundle => Ok(bundle(ctx, request.headers())),
+        Route::Bundle => Ok(bundle(ctx, request.headers()).await),
         Route::Revocations => revocations(ctx, request.headers()).await,
         Route::Policies => policies(ctx, connection, request.headers()),
         Route::Token => token(ctx, connection, request, facts).await,
@@ -740,6 +853,7 @@ async fn join(
 ) -> Result<Response<Bytes>, Refusal> {
     let body: JoinRequest = read_json(request, facts).await?;
     let csr = parse_csr(&body.csr);
+    follow_ca(ctx).await;
     let state = ctx.state.clone();
     let ttl = ctx.svid_ttl;
     let outcome = tokio::task::spawn_blocking(move || state.join(&body.token, csr, ttl))
@@ -777,6 +891,7 @@ async fn renew(
     }
     let body: RenewRequest = read_json(request, facts).await?;
     let csr = parse_csr(&body.csr);
+    follow_ca(ctx).await;
     let state = ctx.state.clone();
     let ttl = ctx.svid_ttl;
     let issued = tokio::task::spawn_blocking(move || state.renew(&peer, csr, ttl))
@@ -785,15 +900,16 @@ async fn renew(
     Ok(svid_response(ctx, &issued, "renew", facts))
 }
 
-/// `GET /v1/bundle`.
-fn bundle(ctx: &Context, headers: &HeaderMap) -> Response<Bytes> {
-    if etag_matches(headers, &ctx.bundle_etag) {
-        return not_modified(&ctx.bundle_etag);
+/// `GET /v1/bundle`, with an `ETag` (a digest of the bundle) and `If-None-Match`.
+async fn bundle(ctx: &Context, headers: &HeaderMap) -> Response<Bytes> {
+    follow_ca(ctx).await;
+    let bundle = ctx.state.bundle_pem();
+    let etag = format!("\"{}\"", short_digest(&bundle));
+    if etag_matches(headers, &etag) {
+        return not_modified(&etag);
     }
-    let mut response = json_response(&BundleResponse {
-        bundle: ctx.state.bundle_pem().to_owned(),
-    });
-    set_etag(&mut response, &ctx.bundle_etag);
+    let mut response = json_response(&BundleResponse { bundle });
+    set_etag(&mut response, &etag);
     response
 }
 
@@ -871,7 +987,7 @@ fn svid_response(ctx: &Context, issued: &Issued, how: &str, facts: &mut Facts) -
     tracing::info!(how, serial = %issued.serial, spiffe_id = %issued.svid.spiffe_id, %not_after, "issued an SVID");
     json_response(&SvidResponse {
         svid: issued.svid.cert_pem.clone(),
-        bundle: ctx.state.bundle_pem().to_owned(),
+        bundle: ctx.state.bundle_pem(),
         not_after,
     })
 }

@@ -2,13 +2,19 @@
 //!
 //! Join tokens are stored as the SHA-256 of their text only; a token is redeemed in the
 //! same transaction that records the SVID it paid for, so it can be used once.
+//!
+//! The CA may change under a running server (`palisade control ca prepare|activate|
+//! retire` in another process): [`ControlState::refresh_ca`] notices it and reloads.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use palisade_identity::{CertificateAuthority, IssuedSvid, SignedSvid, SpiffeId};
+use palisade_identity::{
+    CertificateAuthority, IssuedSvid, RootActivation, RootInfo, RootRole, SignedSvid, SpiffeId,
+    CA_CERT_FILE, ROOTS_FILE,
+};
 use ring::rand::SecureRandom as _;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
@@ -23,7 +29,7 @@ pub const CONTROL_DB_FILE: &str = "control.db";
 /// Prefix of every join token, so secret scanners can recognise a leaked one.
 pub const JOIN_TOKEN_PREFIX: &str = "pjt_";
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 /// The path of the control plane's own SPIFFE ID in its trust domain.
 pub const CONTROL_ID_PATH: &str = "/palisade/control";
 
@@ -66,6 +72,75 @@ CREATE TABLE revocation_list (
 INSERT INTO revocation_list (singleton, version) VALUES (1, 0);
 ";
 
+/// Version 2: which root signed each SVID, and which SVID a renewal replaced, so that
+/// retiring a root can tell whether an SVID it signed is still in use. Rows of version 1
+/// were signed by the one root the CA had (filled in by [`ControlState::open`]).
+const SCHEMA_V2: &str = "
+ALTER TABLE issued_svids ADD COLUMN root TEXT;          -- SHA-256 fingerprint of the signing root
+ALTER TABLE issued_svids ADD COLUMN renewed_from TEXT;  -- serial of the SVID presented to renew
+CREATE INDEX issued_svids_by_root ON issued_svids (root, not_after_us);
+CREATE INDEX issued_svids_by_parent ON issued_svids (renewed_from);
+";
+
+/// How many SPIFFE IDs a [`RootUsage`] names.
+const USAGE_IDS: usize = 10;
+
+/// SVIDs a root signed that are still valid and were not renewed: what retiring that root
+/// would cut off.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RootUsage {
+    /// How many such SVIDs (neither revoked nor replaced by a renewal).
+    pub svids: u64,
+    /// Their SPIFFE IDs, sorted, at most ten.
+    pub spiffe_ids: Vec<String>,
+    /// When the last of them expires.
+    pub last_not_after: Option<OffsetDateTime>,
+}
+
+/// The CA's roots and, during a rollover, what still depends on the previous one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaStatus {
+    /// Every root, oldest first (retired ones included).
+    pub roots: Vec<RootInfo>,
+    /// For the `previous` root (if any): its SVIDs still in use.
+    pub previous_usage: Option<RootUsage>,
+}
+
+/// What [`ControlState::retire_root`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetiredRoot {
+    /// The root, now retired.
+    pub root: RootInfo,
+    /// Its SVIDs that were still in use (non-empty only when forced).
+    pub usage: RootUsage,
+}
+
+/// The metadata of the files every CA change replaces: size, modification time and (on
+/// Unix) inode. A replacement by rename always changes the inode, so no change is missed
+/// even within one timestamp tick.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct CaStamp(Vec<Option<(u64, Option<SystemTime>, u64)>>);
+
+impl CaStamp {
+    fn of(state_dir: &Path) -> Self {
+        let dir = CertificateAuthority::dir(state_dir);
+        CaStamp(
+            [ROOTS_FILE, CA_CERT_FILE]
+                .iter()
+                .map(|file| {
+                    std::fs::metadata(dir.join(file)).ok().map(|m| {
+                        #[cfg(unix)]
+                        let inode = std::os::unix::fs::MetadataExt::ino(&m);
+                        #[cfg(not(unix))]
+                        let inode = 0;
+                        (m.len(), m.modified().ok(), inode)
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
 /// The revoked serials and SPIFFE IDs, with a version that grows with every change.
 ///
 /// Sidecars poll it (`GET /v1/revocations` with `If-None-Match`) and refuse peers for
@@ -98,6 +173,8 @@ impl RevocationList {
 pub(crate) struct Issued {
     pub svid: SignedSvid,
     pub serial: String,
+    /// SHA-256 fingerprint of the root that signed it.
+    pub root: String,
 }
 
 /// The outcome of redeeming a join token: who it was for (when known) and the result.
@@ -116,7 +193,12 @@ pub(crate) struct JoinOutcome {
 pub struct ControlState {
     conn: Mutex<Connection>,
     path: PathBuf,
-    ca: CertificateAuthority,
+    state_dir: PathBuf,
+    trust_domain: String,
+    /// The CA as last loaded; replaced whole by [`refresh_ca`](Self::refresh_ca).
+    ca: RwLock<Arc<CertificateAuthority>>,
+    /// What the CA directory looked like at that load.
+    ca_stamp: Mutex<CaStamp>,
 }
 
 impl std::fmt::Debug for ControlState {
@@ -136,6 +218,7 @@ impl ControlState {
     /// stay redeemed across a power cut) and its schema is migrated to
     /// [`SCHEMA_VERSION`]; a file from a newer build is refused.
     pub fn open(state_dir: &Path) -> Result<Self, ControlError> {
+        let ca_stamp = CaStamp::of(state_dir);
         let ca = CertificateAuthority::load(state_dir)?;
         std::fs::create_dir_all(state_dir).map_err(|source| ControlError::Io {
             path: state_dir.to_path_buf(),
@@ -167,6 +250,17 @@ impl ControlState {
         }
         if version < 1 {
             tx.execute_batch(SCHEMA_V1).map_err(sql)?;
+        }
+        if version < 2 {
+            tx.execute_batch(SCHEMA_V2).map_err(sql)?;
+            // Version 1 knew one root: every SVID it recorded was signed by it.
+            tx.execute(
+                "UPDATE issued_svids SET root = ?1 WHERE root IS NULL",
+                [ca.fingerprint()],
+            )
+            .map_err(sql)?;
+        }
+        if version < SCHEMA_VERSION {
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(sql)?;
         }
@@ -174,23 +268,144 @@ impl ControlState {
         Ok(ControlState {
             conn: Mutex::new(conn),
             path,
-            ca,
+            state_dir: state_dir.to_path_buf(),
+            trust_domain: ca.trust_domain().to_owned(),
+            ca: RwLock::new(Arc::new(ca)),
+            ca_stamp: Mutex::new(ca_stamp),
         })
     }
 
     /// The trust domain of the CA.
     pub fn trust_domain(&self) -> &str {
-        self.ca.trust_domain()
+        &self.trust_domain
     }
 
-    /// The trust bundle (the CA certificate), PEM.
-    pub fn bundle_pem(&self) -> &str {
-        self.ca.bundle_pem()
+    /// The CA as last loaded: the active root signs, [`CertificateAuthority::bundle_pem`]
+    /// is what peers trust.
+    pub fn ca(&self) -> Arc<CertificateAuthority> {
+        self.ca
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The trust bundle (every root not retired, the active one first), PEM.
+    pub fn bundle_pem(&self) -> String {
+        self.ca().bundle_pem().to_owned()
+    }
+
+    /// Reloads the CA if its directory changed since the last load (a rollover step
+    /// run by another process); returns the new CA, or `None` when nothing changed. Costs
+    /// two `stat` calls when nothing changed. A CA that fails to load (or names another
+    /// trust domain) is an error, and the one loaded before stays in use.
+    pub fn refresh_ca(&self) -> Result<Option<Arc<CertificateAuthority>>, ControlError> {
+        let mut stamp = self
+            .ca_stamp
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Stamped before loading: a change racing the load is seen again next time.
+        let now = CaStamp::of(&self.state_dir);
+        if now == *stamp {
+            return Ok(None);
+        }
+        let ca = CertificateAuthority::load(&self.state_dir)?;
+        if ca.trust_domain() != self.trust_domain {
+            return Err(ControlError::TrustDomainMismatch {
+                configured: self.trust_domain.clone(),
+                ca: ca.trust_domain().to_owned(),
+            });
+        }
+        let ca = Arc::new(ca);
+        *self
+            .ca
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = ca.clone();
+        *stamp = now;
+        Ok(Some(ca))
+    }
+
+    /// The CA's roots, and what still depends on the previous root during a rollover.
+    pub fn ca_status(&self) -> Result<CaStatus, ControlError> {
+        let roots = CertificateAuthority::roots(&self.state_dir)?;
+        let previous_usage = match roots.iter().find(|r| r.role == RootRole::Previous) {
+            Some(previous) => Some(self.root_usage(&previous.fingerprint)?),
+            None => None,
+        };
+        Ok(CaStatus {
+            roots,
+            previous_usage,
+        })
+    }
+
+    /// Rollover step 1: a new root joins the served bundle as `next` and signs nothing
+    /// yet. A running control plane serves it at its next request.
+    pub fn prepare_root(&self) -> Result<RootInfo, ControlError> {
+        self.changing_ca(|_| Ok(CertificateAuthority::prepare_root(&self.state_dir)?))
+    }
+
+    /// Rollover step 2: the prepared root signs every SVID from now on (the control
+    /// plane's own included); the old root stays in the bundle as `previous`.
+    pub fn activate_root(&self) -> Result<RootActivation, ControlError> {
+        self.changing_ca(|_| Ok(CertificateAuthority::activate_root(&self.state_dir)?))
+    }
+
+    /// Rollover step 3: the previous root leaves the bundle. Refused while SVIDs it signed
+    /// are still valid and were neither renewed nor revoked ([`ControlError::RootInUse`]),
+    /// unless `force`: retiring it would cut those workloads off until they join again.
+    pub fn retire_root(&self, force: bool) -> Result<RetiredRoot, ControlError> {
+        self.changing_ca(|conn| {
+            let previous = CertificateAuthority::previous_root(&self.state_dir)?
+                .ok_or(palisade_identity::IdentityError::NoPreviousRoot)?;
+            let usage = root_usage(conn, &previous.fingerprint).map_err(|e| self.sql(e))?;
+            if usage.svids > 0 && !force {
+                return Err(ControlError::RootInUse {
+                    fingerprint: previous.fingerprint,
+                    svids: usage.svids,
+                    spiffe_ids: usage.spiffe_ids.join(", "),
+                    last_not_after: usage
+                        .last_not_after
+                        .and_then(|t| {
+                            t.format(&time::format_description::well_known::Rfc3339)
+                                .ok()
+                        })
+                        .unwrap_or_default(),
+                });
+            }
+            let root = CertificateAuthority::retire_root(&self.state_dir)?;
+            Ok(RetiredRoot { root, usage })
+        })
+    }
+
+    /// Runs a CA change while holding the database's write lock, so two `palisade control
+    /// ca` commands (or one and a server signing) never interleave, then reloads the CA.
+    fn changing_ca<T>(
+        &self,
+        change: impl FnOnce(&Connection) -> Result<T, ControlError>,
+    ) -> Result<T, ControlError> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.sql(e))?;
+        let result = change(&tx);
+        // Nothing was written: the transaction only held the lock.
+        tx.rollback().map_err(|e| self.sql(e))?;
+        drop(conn);
+        let done = result?;
+        self.refresh_ca()?;
+        Ok(done)
+    }
+
+    /// The SVIDs `root` (a fingerprint) signed that are still valid, not revoked (by
+    /// serial or ID) and not replaced by a renewal. The control plane's own SVIDs do not
+    /// count: the server re-issues its own from the new root as soon as it is activated.
+    pub fn root_usage(&self, root: &str) -> Result<RootUsage, ControlError> {
+        let conn = self.lock()?;
+        root_usage(&conn, root).map_err(|e| self.sql(e))
     }
 
     /// The control plane's own SPIFFE ID: `spiffe://<trust domain>/palisade/control`.
     pub fn control_id(&self) -> Result<SpiffeId, ControlError> {
-        SpiffeId::new(self.ca.trust_domain(), CONTROL_ID_PATH).map_err(|e| ControlError::Corrupt {
+        SpiffeId::new(&self.trust_domain, CONTROL_ID_PATH).map_err(|e| ControlError::Corrupt {
             path: self.path.clone(),
             detail: format!("the CA's trust domain makes no valid control plane ID: {e}"),
         })
@@ -389,7 +604,7 @@ impl ControlState {
             return Err(Refusal::new(Reason::Revoked, format!("{id} is revoked")));
         }
         let issued = self.sign(&id, &csr, ttl)?;
-        record_issued(&tx, &issued, "join").map_err(|e| internal(self.sql(e)))?;
+        record_issued(&tx, &issued, "join", None).map_err(|e| internal(self.sql(e)))?;
         let marked = tx
             .execute(
                 "UPDATE join_tokens SET used_us = ?1 WHERE token_sha256 = ?2 AND used_us IS NULL",
@@ -444,7 +659,8 @@ impl ControlState {
         csr.check_identity(&peer.spiffe_id)
             .map_err(|detail| Refusal::new(Reason::IdentityMismatch, detail))?;
         let issued = self.sign(&peer.spiffe_id, &csr, ttl)?;
-        record_issued(&tx, &issued, "renew").map_err(|e| internal(self.sql(e)))?;
+        record_issued(&tx, &issued, "renew", Some(&peer.serial))
+            .map_err(|e| internal(self.sql(e)))?;
         tx.commit().map_err(|e| internal(self.sql(e)))?;
         Ok(issued)
     }
@@ -453,7 +669,8 @@ impl ControlState {
     /// server) and records it with `how = 'self'`.
     pub(crate) fn issue_own(&self, ttl: Duration) -> Result<(IssuedSvid, String), ControlError> {
         let id = self.control_id()?;
-        let svid = self.ca.issue(&id, ttl)?;
+        let ca = self.ca();
+        let svid = ca.issue(&id, ttl)?;
         let der = first_cert_der(&svid.cert_pem).ok_or_else(|| ControlError::Corrupt {
             path: self.path.clone(),
             detail: "the CA produced an unreadable certificate".into(),
@@ -465,16 +682,16 @@ impl ControlState {
         let now = OffsetDateTime::now_utc();
         let conn = self.lock()?;
         conn.execute(
-            "INSERT INTO issued_svids (serial, spiffe_id, not_before_us, not_after_us, issued_us, how) VALUES (?1, ?2, ?3, ?4, ?5, 'self')",
-            params![serial, id.as_str(), micros(now), micros(svid.not_after), micros(now)],
+            "INSERT INTO issued_svids (serial, spiffe_id, not_before_us, not_after_us, issued_us, how, root) VALUES (?1, ?2, ?3, ?4, ?5, 'self', ?6)",
+            params![serial, id.as_str(), micros(now), micros(svid.not_after), micros(now), ca.fingerprint()],
         )
         .map_err(|e| self.sql(e))?;
         Ok((svid, serial))
     }
 
     fn sign(&self, id: &SpiffeId, csr: &VerifiedCsr, ttl: Duration) -> Result<Issued, Refusal> {
-        let svid = self
-            .ca
+        let ca = self.ca();
+        let svid = ca
             .sign_public_key(id, &csr.spki_der, ttl)
             .map_err(|e| match e {
                 palisade_identity::IdentityError::UnsupportedPublicKey(_) => {
@@ -490,14 +707,18 @@ impl ControlState {
                     detail: "the CA produced a certificate without a readable serial".into(),
                 })
             })?;
-        Ok(Issued { svid, serial })
+        Ok(Issued {
+            svid,
+            serial,
+            root: ca.fingerprint().to_owned(),
+        })
     }
 
     fn check_issuable(&self, id: &SpiffeId) -> Result<(), ControlError> {
-        if id.trust_domain() != self.ca.trust_domain() {
+        if id.trust_domain() != self.trust_domain {
             return Err(palisade_identity::IdentityError::ForeignTrustDomain {
                 id: id.to_string(),
-                ca_trust_domain: self.ca.trust_domain().to_owned(),
+                ca_trust_domain: self.trust_domain.clone(),
             }
             .into());
         }
@@ -560,11 +781,42 @@ fn micros(ts: OffsetDateTime) -> i64 {
     ts.unix_timestamp_nanos().div_euclid(1_000) as i64
 }
 
+fn from_micros(us: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).ok()
+}
+
 fn first_cert_der(pem: &str) -> Option<Vec<u8>> {
     rustls_pemfile::certs(&mut pem.as_bytes())
         .next()?
         .ok()
         .map(|der| der.as_ref().to_vec())
+}
+
+/// See [`ControlState::root_usage`].
+fn root_usage(conn: &Connection, root: &str) -> Result<RootUsage, rusqlite::Error> {
+    const IN_USE: &str = "
+        FROM issued_svids s
+        WHERE s.root = ?1 AND s.how != 'self' AND s.not_after_us > ?2
+          AND NOT EXISTS (SELECT 1 FROM issued_svids n WHERE n.renewed_from = s.serial)
+          AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.kind = 'serial' AND r.serial = s.serial)
+          AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.kind = 'spiffe_id' AND r.spiffe_id = s.spiffe_id)";
+    let now = micros(OffsetDateTime::now_utc());
+    let (svids, last): (i64, Option<i64>) = conn.query_row(
+        &format!("SELECT COUNT(*), MAX(s.not_after_us) {IN_USE}"),
+        params![root, now],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT DISTINCT s.spiffe_id {IN_USE} ORDER BY s.spiffe_id LIMIT {USAGE_IDS}"
+    ))?;
+    let spiffe_ids = stmt
+        .query_map(params![root, now], |row| row.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RootUsage {
+        svids: u64::try_from(svids).unwrap_or(0),
+        spiffe_ids,
+        last_not_after: last.and_then(from_micros),
+    })
 }
 
 fn is_id_revoked(conn: &Connection, id: &SpiffeId) -> Result<bool, rusqlite::Error> {
@@ -593,16 +845,23 @@ fn bump_version(conn: &Connection) -> Result<u64, rusqlite::Error> {
     Ok(u64::try_from(version).unwrap_or(0))
 }
 
-fn record_issued(conn: &Connection, issued: &Issued, how: &str) -> Result<(), rusqlite::Error> {
+fn record_issued(
+    conn: &Connection,
+    issued: &Issued,
+    how: &str,
+    renewed_from: Option<&str>,
+) -> Result<(), rusqlite::Error> {
     conn.execute(
-        "INSERT INTO issued_svids (serial, spiffe_id, not_before_us, not_after_us, issued_us, how) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO issued_svids (serial, spiffe_id, not_before_us, not_after_us, issued_us, how, root, renewed_from) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             issued.serial,
             issued.svid.spiffe_id.as_str(),
             micros(issued.svid.not_before),
             micros(issued.svid.not_after),
             micros(OffsetDateTime::now_utc()),
-            how
+            how,
+            issued.root,
+            renewed_from
         ],
     )?;
     Ok(())
@@ -764,6 +1023,81 @@ mod tests {
         assert_eq!(refused.len(), 1);
         assert_eq!(refused[0].reason, Reason::TokenUsed);
         assert!(outcomes.iter().all(|o| o.caller.as_ref() == Some(&billing)));
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_and_its_svids_attributed_to_the_one_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::init(dir.path(), "example.org", false).unwrap();
+        let conn = Connection::open(dir.path().join(CONTROL_DB_FILE)).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        let later = micros(OffsetDateTime::now_utc() + time::Duration::hours(1));
+        conn.execute(
+            "INSERT INTO issued_svids (serial, spiffe_id, not_before_us, not_after_us, issued_us, how) VALUES ('0a', 'spiffe://example.org/ns/a/sa/b', 0, ?1, 0, 'join')",
+            [later],
+        )
+        .unwrap();
+        drop(conn);
+
+        let state = ControlState::open(dir.path()).unwrap();
+        let usage = state.root_usage(ca.fingerprint()).unwrap();
+        assert_eq!(usage.svids, 1);
+        assert_eq!(usage.spiffe_ids, ["spiffe://example.org/ns/a/sa/b"]);
+        let version: i64 = state
+            .lock()
+            .unwrap()
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_renewed_or_revoked_svid_no_longer_counts_as_using_its_root() {
+        let (_dir, state) = state();
+        let root = state.ca().fingerprint().to_owned();
+        let billing = id("spiffe://example.org/ns/prod/sa/billing");
+        let token = state
+            .create_join_token(&billing, Duration::from_secs(60))
+            .unwrap();
+        let joined = state
+            .join(&token, Ok(csr_for(&billing)), Duration::from_secs(600))
+            .result
+            .unwrap();
+        assert_eq!(joined.root, root);
+        assert_eq!(state.root_usage(&root).unwrap().svids, 1);
+        let peer = PeerSvid {
+            spiffe_id: billing.clone(),
+            serial: joined.serial.clone(),
+            not_after: joined.svid.not_after,
+        };
+        let renewed = state
+            .renew(&peer, Ok(csr_for(&billing)), Duration::from_secs(600))
+            .unwrap();
+        let usage = state.root_usage(&root).unwrap();
+        assert_eq!(usage.svids, 1, "only the renewed SVID is in use");
+        state.revoke_serial(&renewed.serial, "test").unwrap();
+        assert_eq!(state.root_usage(&root).unwrap(), RootUsage::default());
+        // The control plane's own SVIDs never count: it re-issues its own on activation.
+        state.issue_own(Duration::from_secs(600)).unwrap();
+        assert_eq!(state.root_usage(&root).unwrap().svids, 0);
+    }
+
+    #[test]
+    fn refresh_reloads_the_ca_only_when_its_directory_changed() {
+        let (dir, state) = state();
+        assert!(state.refresh_ca().unwrap().is_none());
+        let other = ControlState::open(dir.path()).unwrap();
+        let next = other.prepare_root().unwrap();
+        let reloaded = state
+            .refresh_ca()
+            .unwrap()
+            .expect("the prepared root is seen");
+        assert!(reloaded.bundle_pem().len() > state.ca().root_pem().len());
+        assert!(state.refresh_ca().unwrap().is_none());
+        other.activate_root().unwrap();
+        state.refresh_ca().unwrap().unwrap();
+        assert_eq!(state.ca().fingerprint(), next.fingerprint);
     }
 
     #[test]

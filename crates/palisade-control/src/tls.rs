@@ -4,11 +4,11 @@
 use std::sync::{Arc, RwLock};
 
 use palisade_identity::tls::{SvidClientVerifier, SvidServerVerifier};
-use palisade_identity::{IssuedSvid, SpiffeId, SvidMaterial};
+use palisade_identity::{IssuedSvid, SpiffeId, SvidMaterial, TrustBundle};
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{ClientConfig, ServerConfig};
 
 use crate::ControlError;
 
@@ -70,29 +70,16 @@ pub(crate) fn certified_key(svid: &IssuedSvid) -> Result<CertifiedKey, ControlEr
     Ok(CertifiedKey::new(chain, signing_key))
 }
 
-/// A root store holding every certificate of a PEM bundle.
-pub(crate) fn roots_from_pem(bundle_pem: &str) -> Result<RootCertStore, ControlError> {
-    let mut roots = RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut bundle_pem.as_bytes()) {
-        roots.add(cert.map_err(tls_error)?).map_err(tls_error)?;
-    }
-    if roots.is_empty() {
-        return Err(ControlError::Tls(
-            "the trust bundle holds no certificate".into(),
-        ));
-    }
-    Ok(roots)
-}
-
-/// The server configuration: TLS 1.3 and 1.2, HTTP/1.1, optional client SVID.
+/// The server configuration: TLS 1.3 and 1.2, HTTP/1.1, optional client SVID checked
+/// against the live `bundle` (replaced when the CA rolls over).
 pub(crate) fn server_config(
-    roots: RootCertStore,
+    bundle: Arc<TrustBundle>,
     trust_domain: &str,
     cert: Arc<RotatingCert>,
 ) -> Result<ServerConfig, ControlError> {
     // Optional: joining workloads have no SVID yet; a presented one must pass every check
     // of the sidecars' verifier. Endpoints that need an identity check for it themselves.
-    let verifier = SvidClientVerifier::new(roots, vec![trust_domain.to_owned()])?
+    let verifier = SvidClientVerifier::with_bundle(bundle, vec![trust_domain.to_owned()])
         .allow_unauthenticated()
         // Expired SVIDs get in only to renew (the renew endpoint checks the grace).
         .with_expired_grace(crate::server::RENEWAL_GRACE);
@@ -106,9 +93,9 @@ pub(crate) fn server_config(
 }
 
 /// A client configuration that accepts only a server presenting `expected` chained to
-/// `roots`, and presents `svid` when given.
+/// the live `bundle`, and presents `svid` when given.
 pub(crate) fn client_config(
-    roots: RootCertStore,
+    bundle: Arc<TrustBundle>,
     expected: SpiffeId,
     svid: Option<&SvidMaterial>,
 ) -> Result<ClientConfig, ControlError> {
@@ -116,7 +103,9 @@ pub(crate) fn client_config(
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(tls_error)?
         .dangerous() // Not dangerous here: the SVID verifier is stricter than WebPKI's.
-        .with_custom_certificate_verifier(Arc::new(SvidServerVerifier::new(roots, expected)));
+        .with_custom_certificate_verifier(Arc::new(SvidServerVerifier::with_bundle(
+            bundle, expected,
+        )));
     let mut config = match svid {
         Some(svid) => builder
             .with_client_auth_cert(svid.chain.clone(), svid.key.clone_key())

@@ -1,4 +1,7 @@
 //! The Palisade certificate authority: a self-signed ECDSA P-256 root that issues SVIDs.
+//!
+//! The CA directory holds one root until a rollover starts; then several (see
+//! [`crate::roots`]): the active one signs, and every root in the bundle is trusted.
 
 use std::fs;
 use std::io::Write;
@@ -14,16 +17,19 @@ use time::OffsetDateTime;
 use crate::svid::{read_certs, read_file, BUNDLE_FILE, SVID_CERT_FILE, SVID_KEY_FILE};
 use crate::{validate_trust_domain, IdentityError, SpiffeId};
 
-/// CA certificate file inside `<state>/ca/`.
+/// CA certificate file inside `<state>/ca/`. With one root, that root; once a rollover
+/// has started, the whole trust bundle with the active (signing) root first, so it stays
+/// usable wherever a bundle is expected (`[control] bundle` defaults to it).
 pub const CA_CERT_FILE: &str = "ca.pem";
-/// CA private key file inside `<state>/ca/` (mode 0600).
+/// CA private key file inside `<state>/ca/` (mode 0600), while the CA has one root. A
+/// rollover moves it to `root-<fingerprint>.key`, next to the other roots' keys.
 pub const CA_KEY_FILE: &str = "ca.key";
 /// Default SVID lifetime: one hour, per SPIFFE practice of short-lived credentials.
 pub const DEFAULT_SVID_TTL: Duration = Duration::from_secs(3600);
-/// Lifetime of a root created by `ca init`.
-const CA_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// Lifetime of a root created by `ca init` or a rollover.
+pub(crate) const CA_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// Certificates start being valid slightly in the past to absorb clock skew between hosts.
-const BACKDATE: Duration = Duration::from_secs(60);
+pub(crate) const BACKDATE: Duration = Duration::from_secs(60);
 
 /// The backdating of a certificate living `ttl`: [`BACKDATE`], but at most a tenth of the
 /// lifetime, so short-lived SVIDs still renew at (about) half their real life.
@@ -31,10 +37,14 @@ fn backdate(ttl: Duration) -> Duration {
     BACKDATE.min(ttl / 10)
 }
 
-/// A loaded certificate authority for one trust domain.
+/// A loaded certificate authority for one trust domain: the active root (which signs)
+/// and the trust bundle (every root peers must accept, the active one included).
 pub struct CertificateAuthority {
     trust_domain: String,
     cert_pem: String,
+    bundle_pem: String,
+    retired_pem: String,
+    fingerprint: String,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -73,76 +83,87 @@ impl CertificateAuthority {
     /// Creates a new root CA for `trust_domain` in `<state_dir>/ca/`.
     ///
     /// Refuses to replace an existing CA unless `force` is set: replacing a root
-    /// invalidates every SVID it issued.
+    /// invalidates every SVID it issued. The replaced roots' files are moved to
+    /// `<state_dir>/ca/retired/`, never deleted.
     pub fn init(state_dir: &Path, trust_domain: &str, force: bool) -> Result<Self, IdentityError> {
         validate_trust_domain(trust_domain).map_err(IdentityError::BadTrustDomain)?;
         let dir = Self::dir(state_dir);
         let cert_path = dir.join(CA_CERT_FILE);
-        if cert_path.exists() && !force {
+        let manifest = dir.join(crate::roots::ROOTS_FILE);
+        if (cert_path.exists() || manifest.exists()) && !force {
             return Err(IdentityError::CaExists { path: cert_path });
         }
-        let key = KeyPair::generate().map_err(IdentityError::Generate)?;
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::OrganizationName, "Palisade");
-        dn.push(
-            DnType::CommonName,
-            format!("Palisade root CA for {trust_domain}"),
-        );
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        // The SPIFFE spec gives a signing certificate the trust domain's own ID as URI SAN.
-        params.subject_alt_names = vec![SanType::URI(
-            format!("spiffe://{trust_domain}")
-                .try_into()
-                .map_err(IdentityError::Generate)?,
-        )];
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - BACKDATE;
-        params.not_after = now + CA_TTL;
-        params.serial_number = Some(random_serial());
-        let cert = params.self_signed(&key).map_err(IdentityError::Generate)?;
+        let (key, params, cert) = new_root(trust_domain, false)?;
         fs::create_dir_all(&dir).map_err(|source| IdentityError::Io {
             path: dir.clone(),
             source,
         })?;
+        crate::roots::archive_all(&dir)?;
         write_private(&dir.join(CA_KEY_FILE), &key.serialize_pem())?;
         write_public(&cert_path, &cert.pem())?;
         Ok(CertificateAuthority {
             trust_domain: trust_domain.to_owned(),
+            fingerprint: fingerprint(cert.der()),
             cert_pem: cert.pem(),
+            bundle_pem: cert.pem(),
+            retired_pem: String::new(),
             issuer: Issuer::new(params, key),
         })
     }
 
-    /// Loads the CA from `<state_dir>/ca/`.
+    /// Loads the CA from `<state_dir>/ca/`: the active root signs; the bundle is every
+    /// root not retired.
     pub fn load(state_dir: &Path) -> Result<Self, IdentityError> {
         let dir = Self::dir(state_dir);
-        let cert_path = dir.join(CA_CERT_FILE);
-        if !cert_path.exists() {
-            return Err(IdentityError::CaMissing { path: cert_path });
+        match crate::roots::read_manifest(&dir)? {
+            Some(manifest) => {
+                let roots = crate::roots::bundle_of(&dir, &manifest)?;
+                Self::from_files(
+                    &roots.active_cert,
+                    &roots.active_key,
+                    Some(roots.bundle_pem),
+                    roots.retired_pem,
+                )
+            }
+            None => {
+                let cert_path = dir.join(CA_CERT_FILE);
+                if !cert_path.exists() {
+                    return Err(IdentityError::CaMissing { path: cert_path });
+                }
+                Self::from_files(&cert_path, &dir.join(CA_KEY_FILE), None, String::new())
+            }
         }
-        let cert_pem = String::from_utf8_lossy(&read_file(&cert_path)?).into_owned();
-        let key_path = dir.join(CA_KEY_FILE);
-        let key_pem = String::from_utf8_lossy(&read_file(&key_path)?).into_owned();
+    }
+
+    /// A CA from a root's certificate and key files; `bundle_pem` defaults to the root.
+    fn from_files(
+        cert_path: &Path,
+        key_path: &Path,
+        bundle_pem: Option<String>,
+        retired_pem: String,
+    ) -> Result<Self, IdentityError> {
+        let cert_pem = String::from_utf8_lossy(&read_file(cert_path)?).into_owned();
+        let key_pem = String::from_utf8_lossy(&read_file(key_path)?).into_owned();
         let key = KeyPair::from_pem(&key_pem).map_err(|source| IdentityError::BadKey {
-            path: key_path,
+            path: key_path.to_path_buf(),
             source,
         })?;
-        let der = read_certs(&cert_path)?.remove(0);
+        let der = read_certs(cert_path)?.remove(0);
         let trust_domain =
             ca_trust_domain(&der).ok_or_else(|| IdentityError::CaWithoutTrustDomain {
-                path: cert_path.clone(),
+                path: cert_path.to_path_buf(),
             })?;
         let issuer =
             Issuer::from_ca_cert_der(&der, key).map_err(|source| IdentityError::BadKey {
-                path: cert_path,
+                path: cert_path.to_path_buf(),
                 source,
             })?;
         Ok(CertificateAuthority {
             trust_domain,
+            fingerprint: fingerprint(der.as_ref()),
+            bundle_pem: bundle_pem.unwrap_or_else(|| cert_pem.clone()),
             cert_pem,
+            retired_pem,
             issuer,
         })
     }
@@ -152,9 +173,26 @@ impl CertificateAuthority {
         &self.trust_domain
     }
 
-    /// The CA certificate, PEM: the trust bundle peers verify SVIDs against.
+    /// The trust bundle peers verify SVIDs against, PEM: the active root first, then
+    /// a prepared next root and the previous root while a rollover is under way.
     pub fn bundle_pem(&self) -> &str {
+        &self.bundle_pem
+    }
+
+    /// The active root's certificate, PEM: the one that signs.
+    pub fn root_pem(&self) -> &str {
         &self.cert_pem
+    }
+
+    /// The SHA-256 fingerprint of the active root (lower-case hex of the DER).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The roots a rollover retired, PEM (empty when none): no longer trusted, known only
+    /// to name the refusal of an SVID that still chains to one.
+    pub fn retired_pem(&self) -> &str {
+        &self.retired_pem
     }
 
     /// Issues an X.509-SVID for `id`, valid from now (less a minute of skew) for `ttl`.
@@ -246,6 +284,59 @@ impl CertificateAuthority {
     }
 }
 
+/// A new self-signed root for `trust_domain`: key, parameters and certificate. Roots made
+/// by a rollover (`labelled`) carry their creation date and key digest in the common
+/// name, so two roots of one trust domain never share a subject (path building and
+/// operators tell them apart by it).
+pub(crate) fn new_root(
+    trust_domain: &str,
+    labelled: bool,
+) -> Result<(KeyPair, CertificateParams, rcgen::Certificate), IdentityError> {
+    use rcgen::PublicKeyData;
+    let key = KeyPair::generate().map_err(IdentityError::Generate)?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Palisade");
+    let cn = if labelled {
+        let date = OffsetDateTime::now_utc()
+            .format(time::macros::format_description!("[year]-[month]-[day]"))
+            .unwrap_or_default();
+        let key_id = fingerprint(&key.subject_public_key_info());
+        format!(
+            "Palisade root CA for {trust_domain} ({date}, key {})",
+            &key_id[..8]
+        )
+    } else {
+        format!("Palisade root CA for {trust_domain}")
+    };
+    dn.push(DnType::CommonName, cn);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    // The SPIFFE spec gives a signing certificate the trust domain's own ID as URI SAN.
+    params.subject_alt_names = vec![SanType::URI(
+        format!("spiffe://{trust_domain}")
+            .try_into()
+            .map_err(IdentityError::Generate)?,
+    )];
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - BACKDATE;
+    params.not_after = now + CA_TTL;
+    params.serial_number = Some(random_serial());
+    let cert = params.self_signed(&key).map_err(IdentityError::Generate)?;
+    Ok((key, params, cert))
+}
+
+/// The SHA-256 fingerprint of a certificate: lower-case hex of the digest of its DER (what
+/// `openssl x509 -fingerprint -sha256` prints, without the colons).
+pub fn fingerprint(cert_der: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, cert_der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Certificate parameters of a leaf X.509-SVID for `id`: one URI SAN, CA=false,
 /// digitalSignature (plus the key-exchange usages TLS 1.2 RSA/ECDH suites may need),
 /// serverAuth and clientAuth, a random serial.
@@ -305,8 +396,14 @@ pub fn write_svid_dir(
     write_public(&dir.join(BUNDLE_FILE), bundle_pem)
 }
 
+/// Replaces `bundle.pem` in an SVID directory atomically (readers never see half a
+/// bundle): what a sidecar does when the control plane serves a new trust bundle.
+pub fn write_bundle(dir: &Path, bundle_pem: &str) -> Result<(), IdentityError> {
+    write_atomic(&dir.join(BUNDLE_FILE), bundle_pem, false)
+}
+
 /// The trust domain named by a CA certificate's `spiffe://<td>` URI SAN.
-fn ca_trust_domain(der: &rustls::pki_types::CertificateDer<'_>) -> Option<String> {
+pub(crate) fn ca_trust_domain(der: &rustls::pki_types::CertificateDer<'_>) -> Option<String> {
     use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
     let (_, x509) = X509Certificate::from_der(der.as_ref()).ok()?;
     x509.extensions()
@@ -333,7 +430,7 @@ fn random_serial() -> SerialNumber {
 }
 
 /// Writes a secret with mode 0600, created that way so it is never readable by others.
-fn write_private(path: &Path, contents: &str) -> Result<(), IdentityError> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> Result<(), IdentityError> {
     let io = |source| IdentityError::Io {
         path: path.to_path_buf(),
         source,
@@ -354,9 +451,52 @@ fn write_private(path: &Path, contents: &str) -> Result<(), IdentityError> {
     file.sync_all().map_err(io)
 }
 
-fn write_public(path: &Path, contents: &str) -> Result<(), IdentityError> {
+pub(crate) fn write_public(path: &Path, contents: &str) -> Result<(), IdentityError> {
     fs::write(path, contents).map_err(|source| IdentityError::Io {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Replaces `path` with `contents` atomically (a temporary file renamed over it), so a
+/// concurrent reader sees the old or the new text, never a mix. `private` files are
+/// created with mode 0600.
+pub(crate) fn write_atomic(
+    path: &Path,
+    contents: &str,
+    private: bool,
+) -> Result<(), IdentityError> {
+    let io = |source| IdentityError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let written = options.open(&tmp).and_then(|mut file| {
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()
+    });
+    if let Err(source) = written.and_then(|()| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(io(source));
+    }
+    // Persist the rename itself; a directory that cannot be opened for sync is no error.
+    if let Some(parent) = path.parent() {
+        if let Ok(dir) = fs::File::open(parent) {
+            let _ = dir.sync_all();
+        }
+    }
+    Ok(())
 }

@@ -4,12 +4,18 @@
 //! - [`CertificateAuthority`]: the root CA (ECDSA P-256) that issues short-lived
 //!   X.509-SVIDs ([`IssuedSvid`]) for one trust domain.
 //! - [`SvidMaterial`]: a workload's SVID, key and trust bundle loaded from disk.
+//! - [`TrustBundle`]: the roots peers must chain to, shared by every verifier of a
+//!   workload and replaceable while in use (CA rollover).
+//! - [`CertificateAuthority::prepare_root`], [`activate_root`](CertificateAuthority::activate_root),
+//!   [`retire_root`](CertificateAuthority::retire_root): CA rollover on disk.
 //! - [`tls`]: rustls configurations whose verifiers check SVIDs, not DNS names, and the
 //!   mapping of handshake failures to stable `palisade.identity.*` codes.
 //!
 //! Not here: SVID rotation and the CSR flow (the control plane's job), JWT-SVIDs.
 
+mod bundle;
 mod ca;
+mod roots;
 mod spiffe;
 mod store;
 mod svid;
@@ -17,10 +23,12 @@ pub mod tls;
 
 use std::path::PathBuf;
 
+pub use bundle::{roots_from_pem, BundleChange, BundleError, TrustBundle};
 pub use ca::{
-    svid_params, write_svid_dir, CertificateAuthority, IssuedSvid, SignedSvid, CA_CERT_FILE,
-    CA_KEY_FILE, DEFAULT_SVID_TTL,
+    fingerprint, svid_params, write_bundle, write_svid_dir, CertificateAuthority, IssuedSvid,
+    SignedSvid, CA_CERT_FILE, CA_KEY_FILE, DEFAULT_SVID_TTL,
 };
+pub use roots::{RootActivation, RootInfo, RootRole, RETIRED_DIR, ROOTS_FILE};
 pub use spiffe::{validate_trust_domain, SpiffeId, SpiffeIdError, MAX_SPIFFE_ID_LEN};
 pub use store::{CurrentSvid, Revocations, SvidStore};
 pub use svid::{
@@ -125,4 +133,33 @@ pub enum IdentityError {
     /// Building a TLS configuration failed.
     #[error("TLS configuration: {0}")]
     Tls(String),
+    /// A trust bundle was not accepted.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// `roots.json` of a rolled-over CA is unreadable or breaks its rules.
+    #[error("{path}: {detail}")]
+    BadRootsFile {
+        /// The manifest.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A rollover is already prepared.
+    #[error("a new root ({fingerprint}) is already prepared: activate it with `palisade control ca activate` first")]
+    NextRootExists {
+        /// SHA-256 fingerprint of the prepared root.
+        fingerprint: String,
+    },
+    /// The last rollover's old root is still in the bundle.
+    #[error("the previous root ({fingerprint}) is still in the bundle: retire it with `palisade control ca retire` before preparing another")]
+    PreviousRootInBundle {
+        /// SHA-256 fingerprint of the previous root.
+        fingerprint: String,
+    },
+    /// `activate` without a prepared root.
+    #[error("no prepared root to activate: run `palisade control ca prepare` first")]
+    NoNextRoot,
+    /// `retire` without a previous root.
+    #[error("no previous root to retire: `palisade control ca activate` makes one")]
+    NoPreviousRoot,
 }

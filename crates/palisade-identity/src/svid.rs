@@ -57,6 +57,13 @@ pub enum SvidError {
         /// Its serial number, hex.
         serial: String,
     },
+    /// The certificate chains to a root the trust bundle no longer holds: a CA rollover
+    /// retired it, and this workload never renewed its SVID from the new root.
+    #[error("{id} presented an SVID signed by a retired root of the trust bundle; it must renew (or join again) to get one from the current root")]
+    RetiredRoot {
+        /// The presented ID (or "the certificate" when it names none).
+        id: String,
+    },
     /// The server presented a valid SVID, but not the identity configured for it.
     #[error("server presented {presented}, but {expected} was expected")]
     UnexpectedServerIdentity {
@@ -74,6 +81,7 @@ impl SvidError {
             SvidError::ForeignTrustDomain { .. } => "palisade.identity.foreign_trust_domain",
             SvidError::UnexpectedServerIdentity { .. } => "palisade.identity.server_mismatch",
             SvidError::Revoked { .. } => "palisade.identity.revoked",
+            SvidError::RetiredRoot { .. } => "palisade.identity.retired_root",
             _ => "palisade.identity.invalid_svid",
         }
     }

@@ -7,12 +7,12 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::WebPkiClientVerifier;
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, OtherError,
     RootCertStore, ServerConfig, SignatureScheme,
 };
 
+use crate::bundle::{Snapshot, TrustBundle};
 use crate::store::{Revocations, SvidStore};
 use crate::svid::{svid_facts, svid_identity, SvidError, SvidMaterial};
 use crate::{IdentityError, SpiffeId};
@@ -31,9 +31,13 @@ fn svid_rejection(err: SvidError) -> rustls::Error {
 /// Verifies client certificates: the chain must lead to the trust bundle (rustls' WebPKI
 /// verifier does that, including validity period and the clientAuth EKU), and the leaf
 /// must be an X.509-SVID from a trusted trust domain.
+///
+/// The bundle is read at every handshake, so a [`TrustBundle::replace`] applies to the
+/// next connection (CA rollover) without rebuilding any configuration.
 #[derive(Debug)]
 pub struct SvidClientVerifier {
-    chain: Arc<dyn ClientCertVerifier>,
+    bundle: Arc<TrustBundle>,
+    provider: Arc<CryptoProvider>,
     trust_domains: Vec<String>,
     revocations: Arc<Revocations>,
     mandatory: bool,
@@ -41,18 +45,22 @@ pub struct SvidClientVerifier {
 }
 
 impl SvidClientVerifier {
-    /// A verifier that trusts `roots` for SVIDs in any of `trust_domains`.
+    /// A verifier that trusts `roots` (fixed) for SVIDs in any of `trust_domains`.
     pub fn new(roots: RootCertStore, trust_domains: Vec<String>) -> Result<Self, IdentityError> {
-        let chain = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-            .build()
-            .map_err(|e| IdentityError::Tls(e.to_string()))?;
-        Ok(SvidClientVerifier {
-            chain,
+        Ok(Self::with_bundle(TrustBundle::new(roots)?, trust_domains))
+    }
+
+    /// A verifier that trusts whatever `bundle` holds at each handshake, for SVIDs in any
+    /// of `trust_domains`.
+    pub fn with_bundle(bundle: Arc<TrustBundle>, trust_domains: Vec<String>) -> Self {
+        SvidClientVerifier {
+            bundle,
+            provider: provider(),
             trust_domains,
             revocations: Revocations::new(),
             mandatory: true,
             expired_grace: std::time::Duration::ZERO,
-        })
+        }
     }
 
     /// Also accepts SVIDs that expired less than `grace` ago (every other check still
@@ -80,6 +88,50 @@ impl SvidClientVerifier {
     }
 }
 
+/// Whether a chain error means "no trusted root signed this".
+fn is_untrusted(err: &rustls::Error) -> bool {
+    matches!(
+        err,
+        rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature
+        )
+    )
+}
+
+/// Verifies a client chain against the bundle's trusted roots; an untrusted chain that
+/// leads to a root the bundle retired is refused as such.
+fn verify_client_chain(
+    snapshot: &Snapshot,
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+) -> Result<(), rustls::Error> {
+    match snapshot
+        .trusted
+        .verify_client(end_entity, intermediates, now)
+    {
+        Err(e) if is_untrusted(&e) => {
+            let retired = snapshot
+                .retired
+                .as_ref()
+                .is_some_and(|r| r.verify_client(end_entity, intermediates, now).is_ok());
+            Err(if retired {
+                retired_rejection(end_entity)
+            } else {
+                e
+            })
+        }
+        other => other,
+    }
+}
+
+fn retired_rejection(end_entity: &CertificateDer<'_>) -> rustls::Error {
+    let id = svid_identity(end_entity)
+        .map(|id| id.to_string())
+        .unwrap_or_else(|_| "the certificate".to_owned());
+    svid_rejection(SvidError::RetiredRoot { id })
+}
+
 /// Refuses a verified SVID that the control plane has revoked.
 fn check_revocation(
     revocations: &Revocations,
@@ -105,8 +157,11 @@ impl ClientCertVerifier for SvidClientVerifier {
         self.mandatory
     }
 
+    /// No CA names are sent in the CertificateRequest: a workload holds exactly one SVID,
+    /// so the hint would choose nothing, and with a live bundle a borrowed list could
+    /// not follow a replacement.
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.chain.root_hint_subjects()
+        &[]
     }
 
     fn verify_client_cert(
@@ -115,11 +170,10 @@ impl ClientCertVerifier for SvidClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        match self
-            .chain
-            .verify_client_cert(end_entity, intermediates, now)
-        {
-            Ok(_) => {}
+        // One snapshot for the whole check: a concurrent replacement cannot mix bundles.
+        let snapshot = self.bundle.snapshot();
+        match verify_client_chain(&snapshot, end_entity, intermediates, now) {
+            Ok(()) => {}
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::Expired | CertificateError::ExpiredContext { .. },
             )) if !self.expired_grace.is_zero() => {
@@ -136,8 +190,7 @@ impl ClientCertVerifier for SvidClientVerifier {
                 let last_valid = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
                     u64::try_from(not_after.unix_timestamp()).unwrap_or(0),
                 ));
-                self.chain
-                    .verify_client_cert(end_entity, intermediates, last_valid)?;
+                verify_client_chain(&snapshot, end_entity, intermediates, last_valid)?;
             }
             Err(e) => return Err(e),
         }
@@ -159,7 +212,12 @@ impl ClientCertVerifier for SvidClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.chain.verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -168,30 +226,45 @@ impl ClientCertVerifier for SvidClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.chain.verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.chain.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
 /// Verifies a server's SVID: the chain must lead to the trust bundle and the leaf must
 /// name exactly the SPIFFE ID configured for the target service. DNS names and IP
 /// addresses play no part: identity, not network location, is what is checked.
+///
+/// Like [`SvidClientVerifier`], it reads its [`TrustBundle`] at every handshake.
 #[derive(Debug)]
 pub struct SvidServerVerifier {
-    roots: RootCertStore,
+    bundle: Arc<TrustBundle>,
     expected: SpiffeId,
     provider: Arc<CryptoProvider>,
     revocations: Arc<Revocations>,
 }
 
 impl SvidServerVerifier {
-    /// A verifier that accepts only `expected`, chained to `roots`.
+    /// A verifier that accepts only `expected`, chained to `roots` (fixed).
     pub fn new(roots: RootCertStore, expected: SpiffeId) -> Self {
+        Self::with_bundle(TrustBundle::fixed(roots), expected)
+    }
+
+    /// A verifier that accepts only `expected`, chained to whatever `bundle` holds at
+    /// each handshake.
+    pub fn with_bundle(bundle: Arc<TrustBundle>, expected: SpiffeId) -> Self {
         SvidServerVerifier {
-            roots,
+            bundle,
             expected,
             provider: provider(),
             revocations: Revocations::new(),
@@ -215,13 +288,25 @@ impl ServerCertVerifier for SvidServerVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
+        let snapshot = self.bundle.snapshot();
+        let algorithms = &self.provider.signature_verification_algorithms;
+        match snapshot
+            .trusted
+            .verify_server(&cert, intermediates, now, algorithms)
+        {
+            Err(e) if is_untrusted(&e) => {
+                let retired = snapshot.retired.as_ref().is_some_and(|r| {
+                    r.verify_server(&cert, intermediates, now, algorithms)
+                        .is_ok()
+                });
+                return Err(if retired {
+                    retired_rejection(end_entity)
+                } else {
+                    e
+                });
+            }
+            other => other?,
+        }
         let id = svid_identity(end_entity).map_err(svid_rejection)?;
         if id != self.expected {
             return Err(svid_rejection(SvidError::UnexpectedServerIdentity {
@@ -283,14 +368,38 @@ pub fn inbound_server_config(
 }
 
 /// [`inbound_server_config`] over a live [`SvidStore`] (renewed SVIDs are served from the
-/// next handshake on) that also refuses revoked callers.
+/// next handshake on) that also refuses revoked callers. The roots are fixed.
 pub fn inbound_server_config_from(
     store: Arc<SvidStore>,
     roots: RootCertStore,
     trust_domains: Vec<String>,
     revocations: Arc<Revocations>,
 ) -> Result<ServerConfig, IdentityError> {
-    let verifier = SvidClientVerifier::new(roots, trust_domains)?.with_revocations(revocations);
+    inbound_server_config_with_bundle(
+        store,
+        TrustBundle::new(roots)?,
+        trust_domains,
+        revocations,
+        true,
+    )
+}
+
+/// The inbound configuration over a live SVID and a live [`TrustBundle`]: renewed SVIDs
+/// and replaced bundles apply from the next handshake on. `client_cert_required = false`
+/// lets callers connect without a certificate (a presented one is still fully checked;
+/// [`SvidClientVerifier::allow_unauthenticated`]).
+pub fn inbound_server_config_with_bundle(
+    store: Arc<SvidStore>,
+    bundle: Arc<TrustBundle>,
+    trust_domains: Vec<String>,
+    revocations: Arc<Revocations>,
+    client_cert_required: bool,
+) -> Result<ServerConfig, IdentityError> {
+    let mut verifier =
+        SvidClientVerifier::with_bundle(bundle, trust_domains).with_revocations(revocations);
+    if !client_cert_required {
+        verifier = verifier.allow_unauthenticated();
+    }
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| IdentityError::Tls(e.to_string()))?
@@ -316,13 +425,24 @@ pub fn outbound_client_config(
 }
 
 /// [`outbound_client_config`] over a live [`SvidStore`] that also refuses revoked servers.
+/// The roots are fixed.
 pub fn outbound_client_config_from(
     store: Arc<SvidStore>,
     roots: RootCertStore,
     expected: SpiffeId,
     revocations: Arc<Revocations>,
 ) -> Result<ClientConfig, IdentityError> {
-    let verifier = SvidServerVerifier::new(roots, expected).with_revocations(revocations);
+    outbound_client_config_with_bundle(store, TrustBundle::fixed(roots), expected, revocations)
+}
+
+/// The outbound configuration over a live SVID and a live [`TrustBundle`].
+pub fn outbound_client_config_with_bundle(
+    store: Arc<SvidStore>,
+    bundle: Arc<TrustBundle>,
+    expected: SpiffeId,
+    revocations: Arc<Revocations>,
+) -> Result<ClientConfig, IdentityError> {
+    let verifier = SvidServerVerifier::with_bundle(bundle, expected).with_revocations(revocations);
     Ok(ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| IdentityError::Tls(e.to_string()))?

@@ -1,6 +1,12 @@
 //! The sidecar's link to the control plane: bootstrap with a join token, renew the SVID
 //! at half its lifetime (with jitter, retrying with backoff), and keep the revocation
-//! list current. The private key is generated here and never leaves the workload.
+//! list and the trust bundle current. The private key is generated here and never leaves
+//! the workload.
+//!
+//! The trust bundle follows the control plane through a CA rollover: every renewal
+//! answer carries it, and it is fetched with every revocation poll (a 304 when
+//! unchanged), so a root the operator prepares is trusted by every running sidecar
+//! within one `revocation_poll` interval, before it signs anything.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -32,6 +38,10 @@ pub fn client(
 
 /// Gets a first SVID with a join token when the service's SVID directory has none.
 /// Returns whether it joined (an existing SVID is kept and the token left unused).
+///
+/// The SVID directory gets the bundle the join answer carried (the client adopted it);
+/// `bundle_pem`, the configured bundle the client started with, is written only if the
+/// client somehow holds none.
 pub async fn bootstrap(
     client: &ControlClient,
     service: &ServiceConfig,
@@ -42,7 +52,13 @@ pub async fn bootstrap(
         return Ok(false);
     }
     let svid = client.join(token, &service.spiffe_id).await?;
-    write_svid_dir(&service.svid_dir, &svid, bundle_pem)?;
+    let served = client.bundle_pem();
+    let bundle = if served.is_empty() {
+        bundle_pem
+    } else {
+        &served
+    };
+    write_svid_dir(&service.svid_dir, &svid, bundle)?;
     tracing::info!(service = %service.name, spiffe_id = %service.spiffe_id, not_after = %svid.not_after, "joined the mesh with a join token");
     Ok(true)
 }
@@ -74,6 +90,7 @@ pub async fn renew_forever(
     identity: Arc<SidecarIdentity>,
     svid_dir: std::path::PathBuf,
 ) {
+    adopt_identity_bundle(&client, &identity);
     let mut backoff = Duration::from_millis(500);
     loop {
         let current = identity.store.current();
@@ -103,14 +120,18 @@ pub async fn renew_forever(
     }
 }
 
-async fn renew_once(
+/// Renews the SVID once, now: writes the new SVID and the bundle the answer carried to
+/// `svid_dir` and installs both (the bundle first). [`renew_forever`] calls it on
+/// schedule; an operator tool or a test can call it to renew at once.
+pub async fn renew_once(
     client: &ControlClient,
     identity: &SidecarIdentity,
     svid_dir: &Path,
 ) -> Result<(), ControlError> {
     let material = SvidMaterial::load_dir(svid_dir)?;
     let renewed = client.renew(&material).await?;
-    let bundle = client.bundle().await?;
+    // The renewal answer's bundle, which the client adopted: no second round trip.
+    let bundle = client.bundle_pem();
     write_svid_dir(svid_dir, &renewed, &bundle)?;
     identity.install_from_disk()?;
     let current = identity.store.current();
@@ -118,17 +139,23 @@ async fn renew_once(
     Ok(())
 }
 
-/// Fetches the revocation list every `interval` (a 304 costs almost nothing) and installs
-/// it, so a revoked peer is refused within one interval.
+/// Fetches the revocation list and the trust bundle every `interval` (a 304 costs
+/// almost nothing) and installs them, so a revoked peer is refused, and a root added to
+/// or removed from the bundle is followed, within one interval.
 pub async fn poll_revocations(
     client: ControlClient,
     identity: Arc<SidecarIdentity>,
     interval: Duration,
 ) {
+    adopt_identity_bundle(&client, &identity);
+    let mut bundle_etag: Option<String> = None;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        if let Err(e) = follow_bundle(&client, &identity, &mut bundle_etag).await {
+            tracing::warn!(error = %e, "cannot fetch the trust bundle; keeping the one in force");
+        }
         let known = identity.revocations.version();
         match client.revocations(Some(known).filter(|v| *v > 0)).await {
             Ok(Some(list)) => {
@@ -146,6 +173,46 @@ pub async fn poll_revocations(
             Err(e) => {
                 tracing::warn!(error = %e, "cannot fetch the revocation list; keeping the last one")
             }
+        }
+    }
+}
+
+/// Fetches the trust bundle (unless it still has `etag`) and, when it differs from the
+/// one in force, installs it for the sidecar's peers (and its SVID directory) and for the
+/// control-plane client's own connections. `etag` advances only once both are installed,
+/// so a failure is retried at the next poll.
+pub async fn follow_bundle(
+    client: &ControlClient,
+    identity: &SidecarIdentity,
+    etag: &mut Option<String>,
+) -> Result<(), ControlError> {
+    let Some(fetched) = client.bundle_since(etag.as_deref()).await? else {
+        return Ok(());
+    };
+    if identity.bundle().pem().as_deref() != Some(fetched.pem.as_str()) {
+        identity.install_bundle(&fetched.pem)?;
+    }
+    client.install_bundle(&fetched.pem)?;
+    *etag = fetched.etag;
+    Ok(())
+}
+
+/// At start, lets the control-plane client also trust the roots of the SVID directory's
+/// bundle (the last one the control plane served). The configured `[control] bundle` may
+/// be a copy from before a rollover; until the first fetch replaces it, the union keeps
+/// the control plane reachable whichever root signed its certificate.
+fn adopt_identity_bundle(client: &ControlClient, identity: &SidecarIdentity) {
+    let Some(own) = identity.bundle().pem() else {
+        return;
+    };
+    let configured = client.bundle_pem();
+    let trusted = client.trust_bundle().roots();
+    let missing = palisade_identity::roots_from_pem(&own)
+        .map(|roots| roots.roots.iter().any(|a| !trusted.roots.contains(a)))
+        .unwrap_or(false);
+    if missing {
+        if let Err(e) = client.install_bundle(&format!("{configured}\n{own}")) {
+            tracing::warn!(error = %e, "cannot add the SVID directory's bundle to the control-plane client");
         }
     }
 }

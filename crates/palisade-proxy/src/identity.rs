@@ -1,20 +1,25 @@
 //! The sidecar's own identity at run time: the live SVID every TLS configuration uses,
-//! the revocation set every verifier checks, and the reload of a renewed SVID from disk.
+//! the live trust bundle and revocation set every verifier checks, and the reload of a
+//! renewed SVID or a new bundle from disk.
 //!
 //! Whoever renews the SVID (the control-plane client, or an external agent such as
-//! spiffe-helper writing files) only has to call [`SidecarIdentity::install`] or write the
-//! SVID directory: the next handshake uses the new certificate and open connections keep
-//! theirs.
+//! spiffe-helper writing files) only has to call [`SidecarIdentity::install_from_disk`]
+//! or write the SVID directory: the next handshake uses the new certificate and bundle,
+//! and open connections keep theirs. A CA rollover reaches the sidecar the same way: the
+//! bundle (`bundle.pem`) gains the new root, later loses the old one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use palisade_identity::tls::outbound_client_config_from;
-use palisade_identity::{
-    IdentityError, Revocations, SpiffeId, SvidMaterial, SvidStore, SVID_CERT_FILE,
+use palisade_identity::tls::{
+    inbound_server_config_with_bundle, outbound_client_config_with_bundle,
 };
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use palisade_identity::{
+    write_bundle, BundleChange, IdentityError, Revocations, SpiffeId, SvidMaterial, SvidStore,
+    TrustBundle, BUNDLE_FILE, SVID_CERT_FILE,
+};
+use rustls::{ClientConfig, ServerConfig};
 use time::OffsetDateTime;
 
 /// How often the SVID directory is checked for a renewed certificate.
@@ -27,7 +32,8 @@ pub struct SidecarIdentity {
     pub store: Arc<SvidStore>,
     /// Revoked peers, refused inbound and outbound.
     pub revocations: Arc<Revocations>,
-    roots: RootCertStore,
+    /// The roots peers must chain to, swapped when the control plane serves a new bundle.
+    bundle: Arc<TrustBundle>,
     trust_domain: String,
     svid_dir: PathBuf,
 }
@@ -43,49 +49,68 @@ impl SidecarIdentity {
         Ok(SidecarIdentity {
             store: SvidStore::new(&material)?,
             revocations: Revocations::new(),
-            roots: material.roots,
+            bundle: TrustBundle::from_pem(&read_bundle(&svid_dir)?)?,
             trust_domain: trust_domain.to_owned(),
             svid_dir,
         })
     }
 
-    /// The inbound TLS configuration (revoked callers refused); `client_cert_required =
-    /// false` also admits callers without a certificate.
+    /// The inbound TLS configuration: revoked callers refused, the bundle and SVID in
+    /// force read at each handshake. `client_cert_required = false` also admits callers
+    /// without a certificate (a presented one is still fully checked), for services that
+    /// accept other credentials; the pipeline then decides what such a caller may do.
     pub fn server_config(&self, client_cert_required: bool) -> Result<ServerConfig, IdentityError> {
-        let mut verifier = palisade_identity::tls::SvidClientVerifier::new(
-            self.roots.clone(),
+        inbound_server_config_with_bundle(
+            self.store.clone(),
+            self.bundle.clone(),
             vec![self.trust_domain.clone()],
-        )?
-        .with_revocations(self.revocations.clone());
-        if !client_cert_required {
-            verifier = verifier.allow_unauthenticated();
-        }
-        let mut config = ServerConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| IdentityError::Tls(e.to_string()))?
-        .with_client_cert_verifier(std::sync::Arc::new(verifier))
-        .with_cert_resolver(self.store.clone());
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(config)
+            self.revocations.clone(),
+            client_cert_required,
+        )
     }
 
     /// The outbound TLS configuration towards a service whose identity is `target`.
     pub fn client_config(&self, target: SpiffeId) -> Result<ClientConfig, IdentityError> {
-        outbound_client_config_from(
+        outbound_client_config_with_bundle(
             self.store.clone(),
-            self.roots.clone(),
+            self.bundle.clone(),
             target,
             self.revocations.clone(),
         )
     }
 
-    /// Swaps in the SVID now in the SVID directory (written by a renewal).
+    /// The trust bundle in force (shared with every TLS configuration of this sidecar).
+    pub fn bundle(&self) -> Arc<TrustBundle> {
+        self.bundle.clone()
+    }
+
+    /// The SVID directory.
+    pub fn svid_dir(&self) -> &Path {
+        &self.svid_dir
+    }
+
+    /// Swaps in the SVID and the bundle now in the SVID directory (written by a renewal
+    /// or an external agent). The bundle goes first: a renewed SVID from a new root must
+    /// never be presented before the peers' root is trusted here too (and a new bundle
+    /// alone is installed even if the SVID files are between writes).
     pub fn install_from_disk(&self) -> Result<(), IdentityError> {
+        let change = self.bundle.replace_pem(&read_bundle(&self.svid_dir)?)?;
+        log_bundle_change(change, self.bundle.len());
         let current = self.store.current();
         let material = load_expected(&self.svid_dir, &current.spiffe_id)?;
         self.store.replace(&material)
+    }
+
+    /// Trusts `bundle_pem` from the next handshake on and writes it to the SVID
+    /// directory (so a restart starts with it). A bundle that does not parse, or holds no
+    /// root, is refused and the one in force stays.
+    pub fn install_bundle(&self, bundle_pem: &str) -> Result<BundleChange, IdentityError> {
+        // Parse before writing: a bad bundle must never reach the disk.
+        palisade_identity::roots_from_pem(bundle_pem)?;
+        write_bundle(&self.svid_dir, bundle_pem)?;
+        let change = self.bundle.replace_pem(bundle_pem)?;
+        log_bundle_change(change, self.bundle.len());
+        Ok(change)
     }
 
     /// `Err(expired_at)` when this workload's own SVID is no longer valid: the sidecar
@@ -99,15 +124,18 @@ impl SidecarIdentity {
         }
     }
 
-    /// Watches the SVID directory and installs a renewed certificate when `svid.pem`
-    /// changes. Runs until the task is aborted.
+    /// Watches the SVID directory and installs a renewed certificate or bundle when
+    /// `svid.pem` or `bundle.pem` changes. Runs until the task is aborted.
     pub async fn watch_svid_dir(self: Arc<Self>) {
         let modified = |dir: &PathBuf| {
-            std::fs::metadata(dir.join(SVID_CERT_FILE))
-                .and_then(|m| m.modified())
-                .ok()
+            let stamp = |file: &str| {
+                std::fs::metadata(dir.join(file))
+                    .and_then(|m| m.modified())
+                    .ok()
+            };
+            (stamp(SVID_CERT_FILE), stamp(BUNDLE_FILE))
         };
-        let mut seen: Option<SystemTime> = modified(&self.svid_dir);
+        let mut seen: (Option<SystemTime>, Option<SystemTime>) = modified(&self.svid_dir);
         let mut ticker = tokio::time::interval(SVID_POLL_INTERVAL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -122,13 +150,30 @@ impl SidecarIdentity {
                 Ok(()) => {
                     seen = now;
                     let current = self.store.current();
-                    tracing::info!(spiffe_id = %current.spiffe_id, serial = %current.serial, not_after = %current.not_after, "installed renewed SVID");
+                    tracing::info!(spiffe_id = %current.spiffe_id, serial = %current.serial, not_after = %current.not_after, "installed the SVID directory (SVID and bundle)");
                 }
                 Err(e) => {
-                    tracing::warn!(dir = %self.svid_dir.display(), error = %e, "renewed SVID not installed yet")
+                    tracing::warn!(dir = %self.svid_dir.display(), error = %e, "SVID directory not installed yet")
                 }
             }
         }
+    }
+}
+
+/// The text of `bundle.pem` in an SVID directory.
+fn read_bundle(dir: &Path) -> Result<String, IdentityError> {
+    let path = dir.join(BUNDLE_FILE);
+    std::fs::read_to_string(&path).map_err(|source| IdentityError::Io { path, source })
+}
+
+fn log_bundle_change(change: BundleChange, roots: usize) {
+    if change.is_changed() {
+        tracing::info!(
+            added = change.added,
+            removed = change.removed,
+            roots,
+            "trust bundle replaced; new connections use it"
+        );
     }
 }
 
