@@ -10,7 +10,7 @@ mod writer;
 
 pub use error::{AuditError, ParseEnumError};
 pub use query::{count, query, AuditQuery};
-pub use record::{AuditRecord, AuthMethod, Decision, Direction};
+pub use record::{AuditRecord, AuthMethod, Decision, Direction, ExchangeShape, FieldShape};
 pub use render::{render_json_lines, render_table};
 pub use schema::SCHEMA_VERSION;
 pub use writer::{AuditHandle, AuditSlot, AuditStats, AuditWriter, SinkConfig};

@@ -125,6 +125,10 @@ fn decode(row: &Row<'_>) -> Result<AuditRecord, AuditError> {
         detail: cols.get("detail")?,
         findings: cols.convert("findings", |s: String| serde_json::from_str(&s).ok())?,
         ratelimit_degraded: cols.get("ratelimit_degraded")?,
+        shape: cols.convert("shape", |s: Option<String>| match s {
+            None => Some(None),
+            Some(text) => serde_json::from_str(&text).ok().map(Some),
+        })?,
     })
 }
 

@@ -64,6 +64,47 @@ pub struct AuditRecord {
     /// backend (Redis) was unavailable.
     #[serde(default)]
     pub ratelimit_degraded: bool,
+    /// What the exchange looked like, for the API inventory: query parameter
+    /// names and JSON field paths with their types and data classes, never
+    /// values. `None` when the exchange was not sampled or never reached the
+    /// application.
+    #[serde(default)]
+    pub shape: Option<ExchangeShape>,
+}
+
+/// The shape of one request and its response: names, types and data classes,
+/// never values. What the inventory learns endpoints' parameters, fields and
+/// sensitive data from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeShape {
+    /// Query parameters, by name, in first-seen order.
+    #[serde(default)]
+    pub query: Vec<FieldShape>,
+    /// Fields of the JSON request body, by path (`/user/email`; array items
+    /// as `*`, e.g. `/items/*/sku`).
+    #[serde(default)]
+    pub request: Vec<FieldShape>,
+    /// Fields of the JSON response body, by path.
+    #[serde(default)]
+    pub response: Vec<FieldShape>,
+    /// A body (request or response) was larger than the inspection limit, so
+    /// its fields are missing here.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// One query parameter or JSON field of an exchange.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldShape {
+    /// The query parameter's name, or the field's path.
+    pub name: String,
+    /// JSON types seen: `null`, `boolean`, `integer`, `number`, `string`,
+    /// `array`, `object` (query parameters are `string`).
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// Data classes of its values (e.g. `email`, `payment_card`).
+    #[serde(default)]
+    pub classes: Vec<String>,
 }
 
 /// Implements `as_str`, `Display` and `FromStr` for a unit enum whose

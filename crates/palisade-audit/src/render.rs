@@ -134,6 +134,7 @@ mod tests {
             detail: None,
             findings: Vec::new(),
             ratelimit_degraded: false,
+            shape: None,
         }
     }
 

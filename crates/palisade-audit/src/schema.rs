@@ -13,7 +13,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::error::AuditError;
 
 /// The schema version this build writes and reads (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a statement waits for another process holding the write lock
 /// before failing; several sidecars may share one database file.
@@ -63,20 +63,27 @@ ALTER TABLE audit_records ADD COLUMN findings TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE audit_records ADD COLUMN ratelimit_degraded INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// Version 3: the exchange's shape for the API inventory (`shape`, a JSON
+/// object of query parameter names and body field paths with their types and
+/// data classes, never values; `NULL` when not sampled).
+const V3: &str = "
+ALTER TABLE audit_records ADD COLUMN shape TEXT;
+";
+
 /// `MIGRATIONS[n]` upgrades schema version `n` to `n + 1`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1, V2];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1, V2, V3];
 
 /// The columns read back into an `AuditRecord`, in `SELECT` order.
 pub(crate) const SELECT_COLUMNS: &str = "id, ts_us, request_id, caller, auth, service, method, \
      path, route, decision, code, policies, status, latency_us, bytes_in, bytes_out, \
-     data_classes, peer, direction, detail, findings, ratelimit_degraded";
+     data_classes, peer, direction, detail, findings, ratelimit_degraded, shape";
 
 /// Inserts one record; parameters in the order of the column list.
 pub(crate) const INSERT: &str = "INSERT INTO audit_records (ts_us, request_id, caller, auth, \
      service, method, path, route, decision, code, policies, status, latency_us, bytes_in, \
-     bytes_out, data_classes, peer, direction, detail, findings, ratelimit_degraded) \
+     bytes_out, data_classes, peer, direction, detail, findings, ratelimit_degraded, shape) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-     ?20, ?21)";
+     ?20, ?21, ?22)";
 
 /// Opens (creating if needed) the database for the writer thread: WAL so
 /// readers never block the writer, `synchronous = NORMAL` (durable across

@@ -342,6 +342,10 @@ fn insert_batch(conn: &mut Connection, batch: &[AuditRecord]) -> rusqlite::Resul
                 record.detail,
                 json_array(&record.findings),
                 record.ratelimit_degraded,
+                record
+                    .shape
+                    .as_ref()
+                    .and_then(|shape| serde_json::to_string(shape).ok()),
             ])?;
         }
     }

@@ -42,6 +42,7 @@ fn sample(n: u64) -> AuditRecord {
         detail: None,
         findings: Vec::new(),
         ratelimit_degraded: false,
+        shape: None,
     }
 }
 
@@ -132,6 +133,20 @@ fn round_trips_every_field_through_sqlite_with_microsecond_precision() {
         detail: Some("no policy permits refunds — from checkout".to_owned()),
         findings: Vec::new(),
         ratelimit_degraded: false,
+        shape: Some(palisade_audit::ExchangeShape {
+            query: vec![palisade_audit::FieldShape {
+                name: "email".into(),
+                types: vec!["string".into()],
+                classes: vec!["email".into()],
+            }],
+            request: Vec::new(),
+            response: vec![palisade_audit::FieldShape {
+                name: "/items/*/card".into(),
+                types: vec!["string".into(), "null".into()],
+                classes: vec!["payment_card".into()],
+            }],
+            truncated: true,
+        }),
         ..sample(1)
     };
     let refused_in_handshake = AuditRecord {
@@ -155,6 +170,7 @@ fn round_trips_every_field_through_sqlite_with_microsecond_precision() {
         detail: None,
         findings: Vec::new(),
         ratelimit_degraded: false,
+        shape: None,
         service: "payments".to_owned(),
     };
     let stats = write_all(
@@ -729,7 +745,7 @@ async fn shutdown_waits_until_every_handle_is_dropped() {
 
 // ------------------------------------------------------------ JSON lines ---
 
-const FIELD_NAMES: [&str; 21] = [
+const FIELD_NAMES: [&str; 22] = [
     "ts",
     "request_id",
     "caller",
@@ -751,6 +767,7 @@ const FIELD_NAMES: [&str; 21] = [
     "detail",
     "findings",
     "ratelimit_degraded",
+    "shape",
 ];
 
 #[test]
@@ -872,6 +889,14 @@ fn a_version_1_log_is_migrated_and_its_records_read_back() {
     let mut record = sample(2);
     record.findings = vec!["palisade.injection.sql@query/q".into()];
     record.ratelimit_degraded = true;
+    record.shape = Some(palisade_audit::ExchangeShape {
+        request: vec![palisade_audit::FieldShape {
+            name: "/email".into(),
+            types: vec!["string".into()],
+            classes: vec!["email".into()],
+        }],
+        ..Default::default()
+    });
     let writer = AuditWriter::start(SinkConfig::Sqlite { path: path.clone() }, 8).unwrap();
     let handle = writer.handle();
     tokio::runtime::Runtime::new()

@@ -28,6 +28,7 @@ fn record() -> AuditRecord {
         detail: Some("no policy permits refunds from checkout".to_owned()),
         findings: Vec::new(),
         ratelimit_degraded: false,
+        shape: None,
     }
 }
 
@@ -101,6 +102,7 @@ fn json_has_exactly_the_documented_field_names_in_order() {
         "detail",
         "findings",
         "ratelimit_degraded",
+        "shape",
     ];
     let positions: Vec<Option<usize>> = names
         .iter()

@@ -135,6 +135,7 @@ pub fn admin_audit_record(action: &AdminAction<'_>) -> AuditRecord {
         detail: Some(detail),
         findings: Vec::new(),
         ratelimit_degraded: false,
+        shape: None,
     }
 }
 

@@ -577,6 +577,7 @@ async fn handshake(
         detail: Some(detail),
         findings: Vec::new(),
         ratelimit_degraded: false,
+        shape: None,
     };
     if let Err(e) = ctx.audit.record(record).await {
         tracing::error!(error = %e, %addr, "could not audit a refused handshake");
@@ -746,6 +747,7 @@ async fn handle(
             detail: facts.detail,
             findings: Vec::new(),
             ratelimit_degraded: false,
+            shape: None,
         });
     }
     response

@@ -1179,6 +1179,7 @@ mod tests {
             detail: None,
             findings: Vec::new(),
             ratelimit_degraded: false,
+            shape: None,
         }
     }
 

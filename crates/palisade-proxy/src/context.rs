@@ -138,6 +138,7 @@ impl RequestContext {
             detail: outcome.detail,
             findings: self.findings,
             ratelimit_degraded: self.ratelimit_degraded,
+            shape: None,
         }
     }
 }

@@ -298,6 +298,7 @@ async fn audit_refusal(pipeline: &InboundPipeline, peer: SocketAddr, refusal: Re
         detail: Some(detail),
         findings: Vec::new(),
         ratelimit_degraded: false,
+        shape: None,
     };
     if let Err(e) = pipeline.audit.record(record).await {
         tracing::error!(error = %e, code, "could not audit a refused connection");
