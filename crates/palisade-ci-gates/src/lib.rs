@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+
+pub mod error;
+pub mod report;
+pub mod secrets;
+
+pub use error::{Error, RuleError};
+pub use report::{Finding, Format, Report, Severity};
+pub use secrets::{Baseline, RuleSet, ScanOptions, Scanner};
