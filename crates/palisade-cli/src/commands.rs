@@ -19,7 +19,7 @@ use palisade_token::{ClientAuth, RegisteredClient};
 
 use crate::{
     AuditCommand, AuditQueryArgs, CaCommand, Command, ControlCaCommand, ControlCommand,
-    JoinTokenCommand, OutputFormat, PolicyCommand,
+    JoinTokenCommand, OutputFormat, PolicyCommand, SecretsCommand,
 };
 
 /// A command's failure and the exit code it maps to (CONVENTIONS.md: 1 = a check failed,
@@ -55,6 +55,7 @@ pub fn run(command: Command) -> Result<ExitCode, Failure> {
         } => proxy(&config, &service, join_token.as_deref()),
         Command::Control(command) => control(command),
         Command::Audit(AuditCommand::Query(args)) => audit_query(args),
+        Command::Secrets(SecretsCommand::Scan(args)) => crate::secrets::scan(args),
         Command::Demo { dir, keep_running } => demo(dir, keep_running),
     }
 }

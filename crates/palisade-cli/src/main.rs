@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod commands;
+mod secrets;
 
 /// Zero-trust for internal APIs: mTLS workload identity, Cedar authorization and an audit
 /// record for every call.
@@ -59,6 +60,9 @@ enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// CI gate: find credentials committed to files or to git history (exit 1 on findings).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Run a three-service mesh on loopback and show what Palisade allows and refuses.
     Demo {
         /// Directory for the demo's CA, config, policies and audit log (recreated).
@@ -196,6 +200,12 @@ enum PolicyCommand {
         #[arg(long, short)]
         config: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Scan files and directories (or, with --git, every commit's added lines) for secrets.
+    Scan(secrets::ScanArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -74,7 +74,7 @@ fn bench(c: &mut Criterion) {
         ("id", "550e8400-e29b-41d4-a716-446655440000"),
         (
             "token",
-            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ", // palisade:allow (fake credential, test data)
         ),
     ];
     assert!(classify_str(Some("token"), query[5].1).contains(DataClass::Jwt));

@@ -306,7 +306,7 @@ async fn invalid_rules_and_redis_urls_are_refused_at_build() {
         "customers",
         default_rule(TEN_PER_MINUTE),
         Backend::Redis {
-            url: "mysql://user:s3cret@db:3306".to_owned(),
+            url: "mysql://user:s3cret@db:3306".to_owned(), // palisade:allow (fake credential, test data)
             fail_closed: false,
             key_prefix: palisade_ratelimit::DEFAULT_KEY_PREFIX.to_owned(),
         },

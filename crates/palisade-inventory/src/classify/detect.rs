@@ -1347,7 +1347,7 @@ mod tests {
 
     #[test]
     fn jwt_needs_a_header_with_alg() {
-        let hs256 = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+        let hs256 = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"; // palisade:allow (fake credential, test data)
         assert!(jwt(hs256));
         assert!(
             jwt("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."),
@@ -1380,12 +1380,12 @@ mod tests {
     #[test]
     fn known_secret_formats() {
         for ok in [
-            "AKIAZ3MSJV4WWNKWW5FQ",
+            "AKIAZ3MSJV4WWNKWW5FQ", // palisade:allow (fake credential, test data)
             "ghp_R2d9TqLw8XvB3nK7mYpZ1cF6hJ4sA0eU5iOx",
-            "xoxb-263594206564-2343594206574-FGqddMF8t08v8N7Oq4i57vs1",
-            "sk_live_51H8xYzKp3QwErTy7uIoPaSd",
-            "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY",
-            "glpat-x7Rk2Mq9Zt4Bn8Vw1Lp3",
+            "xoxb-263594206564-2343594206574-FGqddMF8t08v8N7Oq4i57vs1", // palisade:allow (fake credential, test data)
+            "sk_live_51H8xYzKp3QwErTy7uIoPaSd", // palisade:allow (fake credential, test data)
+            "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY", // palisade:allow (fake credential, test data)
+            "glpat-x7Rk2Mq9Zt4Bn8Vw1Lp3", // palisade:allow (fake credential, test data)
             "npm_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8",
         ] {
             assert!(known_secret(ok), "{ok}");
