@@ -144,14 +144,38 @@
 //! ```
 
 mod classify;
+mod diff;
 mod error;
+mod inventory;
+mod reconstruct;
+mod render;
+mod risk;
+mod snapshot;
 mod template;
 
 pub use classify::{
     classify_json, classify_str, classify_value, Category, DataClass, DataClasses, DataClassesIter,
     FieldProfile, JsonProfile, JsonType, JsonTypes, MAX_DEPTH,
 };
-pub use error::{ObserveError, OptionsError, UnknownCategory, UnknownDataClass};
+pub use diff::{diff, Change, EndpointChange, EndpointRef, SnapshotDiff};
+pub use error::{
+    InventoryError, ObserveError, OptionsError, SnapshotError, UnknownCategory, UnknownDataClass,
+};
+pub use inventory::{
+    Inventory, InventoryInputs, InventoryOptions, RetiredRoute, ServiceInputs, SpecInput,
+    DEFAULT_COMPACT_AFTER,
+};
+pub use reconstruct::{reconstruct, ReconstructedSpec, OPENAPI_VERSION};
+pub use render::{render_diff, render_table};
+pub use risk::{
+    assess, caller_points, denied_points, is_write, NETWORK_POINTS, PCI_POINTS, PII_POINTS,
+    SECRET_POINTS, SHADOW_POINTS, WRITE_POINTS, ZOMBIE_2XX_POINTS, ZOMBIE_POINTS,
+};
+pub use snapshot::{
+    BodySnapshot, CallerCount, Drift, DriftLocation, EndpointSnapshot, EndpointSource,
+    FieldSnapshot, Flag, PathParam, RecordCounts, ResponseSnapshot, Risk, RiskLevel, RiskReason,
+    ServiceSnapshot, Snapshot, Zombie, SNAPSHOT_FORMAT,
+};
 pub use template::{
     Accepts, Param, PathTemplater, SegmentKind, Template, TemplateSegment, TemplateSet,
     TemplaterOptions, DEFAULT_MAX_NODES, DEFAULT_MAX_SEGMENTS, DEFAULT_SHAPE_THRESHOLD,
