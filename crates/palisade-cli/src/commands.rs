@@ -55,6 +55,7 @@ pub fn run(command: Command) -> Result<ExitCode, Failure> {
         } => proxy(&config, &service, join_token.as_deref()),
         Command::Control(command) => control(command),
         Command::Audit(AuditCommand::Query(args)) => audit_query(args),
+        Command::Inventory(args) => crate::inventory::run(args),
         Command::Demo { dir, keep_running } => demo(dir, keep_running),
     }
 }

@@ -176,7 +176,11 @@ fn operation(endpoint: &EndpointSnapshot, params: &[PathParam]) -> Value {
         let mut response = Map::new();
         response.insert(
             "description".into(),
-            json!(format!("Observed {calls} times")),
+            json!(if *calls == 1 {
+                "Observed once".to_owned()
+            } else {
+                format!("Observed {calls} times")
+            }),
         );
         if let Some(body) = endpoint
             .responses

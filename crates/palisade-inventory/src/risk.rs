@@ -116,7 +116,11 @@ pub fn assess(endpoint: &EndpointSnapshot) -> Risk {
         if zombie.answered_2xx > 0 {
             add(
                 ZOMBIE_2XX_POINTS,
-                format!("zombie still answers 2xx ({} calls)", zombie.answered_2xx),
+                format!(
+                    "zombie still answers 2xx ({} call{})",
+                    zombie.answered_2xx,
+                    if zombie.answered_2xx == 1 { "" } else { "s" }
+                ),
             );
         }
     }

@@ -695,7 +695,7 @@ fn reconstructed_documents_mix_spec_and_learned_templates_and_load() {
     assert_eq!(item["delete"]["x-palisade-flags"], json!(["shadow"]));
     assert_eq!(
         item["delete"]["responses"]["405"]["description"],
-        json!("Observed 1 times")
+        json!("Observed once")
     );
     assert_eq!(document["x-palisade-owner"], json!("team-billing"));
     let parsed = ApiSpec::from_str(&documents[0].to_json(), Path::new("billing.json")).unwrap();
