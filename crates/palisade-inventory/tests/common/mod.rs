@@ -333,21 +333,32 @@ pub fn with_shape(mut record: AuditRecord, shape: ExchangeShape) -> AuditRecord 
 /// by parameters of the same name and grow to 300 values.
 pub struct Traffic<'a> {
     spec: &'a ApiSpec,
+    operations: Vec<&'a Operation>,
     service: String,
     rng: Lcg,
     pools: BTreeMap<String, Vec<String>>,
     n: u64,
+    routed: bool,
 }
 
 impl<'a> Traffic<'a> {
     pub fn new(spec: &'a ApiSpec, service: &str, seed: u64) -> Traffic<'a> {
         Traffic {
             spec,
+            operations: spec.operations().collect(),
             service: service.to_owned(),
             rng: Lcg(seed),
             pools: BTreeMap::new(),
             n: 0,
+            routed: false,
         }
+    }
+
+    /// Records carry the operation's template as `route`, as a sidecar
+    /// with the spec writes them.
+    pub fn routed(mut self) -> Traffic<'a> {
+        self.routed = true;
+        self
     }
 
     fn components(&self) -> Components<'a> {
@@ -443,19 +454,22 @@ impl<'a> Traffic<'a> {
         }
         let mut record = record(self.n, &self.service, &op.method, &path);
         record.status = Some(status.parse().unwrap());
+        if self.routed {
+            record.route = Some(op.template.clone());
+        }
         self.n += 1;
         with_shape(record, shape)
     }
 
+    /// One call of an operation picked at random.
+    pub fn next_record(&mut self) -> AuditRecord {
+        let op = self.operations[self.rng.below(self.operations.len() as u64) as usize];
+        self.call(op)
+    }
+
     /// `n` calls spread over the spec's operations.
     pub fn records(&mut self, n: usize) -> Vec<AuditRecord> {
-        let operations: Vec<&'a Operation> = self.spec.operations().collect();
-        (0..n)
-            .map(|_| {
-                let op = operations[self.rng.below(operations.len() as u64) as usize];
-                self.call(op)
-            })
-            .collect()
+        (0..n).map(|_| self.next_record()).collect()
     }
 }
 
@@ -479,6 +493,43 @@ pub fn write_db(db: &Path, records: impl IntoIterator<Item = AuditRecord>) {
             }
         });
     writer.shutdown().unwrap();
+}
+
+/// Mixed traffic of three services, written to `db` as it is generated:
+/// `shop` recorded by a sidecar with its spec (records carry the route),
+/// `payments` by one without a spec (paths must be templated),
+/// `code-hosting` without routes but compared with its spec by the
+/// inventory ([`mixed_inputs`]).
+pub fn write_mixed_traffic(db: &Path, n: usize) {
+    let shop = fixture("shop.yaml");
+    let payments = fixture("payments.yaml");
+    let code = fixture("code-hosting.yaml");
+    let mut generators = [
+        Traffic::new(&shop, "shop", 1).routed(),
+        Traffic::new(&payments, "payments", 2),
+        Traffic::new(&code, "code-hosting", 3),
+    ];
+    write_db(db, (0..n).map(|i| generators[i % 3].next_record()));
+}
+
+/// The inventory inputs for [`write_mixed_traffic`]: owners for shop and
+/// code-hosting, and their specs.
+pub fn mixed_inputs() -> palisade_inventory::InventoryInputs {
+    let mut inputs = palisade_inventory::InventoryInputs::default();
+    for (name, file) in [("shop", "shop.yaml"), ("code-hosting", "code-hosting.yaml")] {
+        inputs.services.insert(
+            name.to_owned(),
+            palisade_inventory::ServiceInputs {
+                owner: Some(format!("team-{name}")),
+                spec: Some(palisade_inventory::SpecInput {
+                    source: file.to_owned(),
+                    spec: fixture(file),
+                }),
+                retired: Vec::new(),
+            },
+        );
+    }
+    inputs
 }
 
 /// A fixture spec from `testdata/specs`.
