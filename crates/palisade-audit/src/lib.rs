@@ -9,7 +9,7 @@ mod schema;
 mod writer;
 
 pub use error::{AuditError, ParseEnumError};
-pub use query::{count, query, AuditQuery};
+pub use query::{count, for_each_record, query, AuditQuery};
 pub use record::{AuditRecord, AuthMethod, Decision, Direction, ExchangeShape, FieldShape};
 pub use render::{render_json_lines, render_table};
 pub use schema::SCHEMA_VERSION;

@@ -1,5 +1,6 @@
 //! Reading records back from a SQLite audit database.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use rusqlite::types::{FromSql, Value};
@@ -32,12 +33,51 @@ pub struct AuditQuery {
 /// A missing file is [`AuditError::DatabaseMissing`], not an empty result,
 /// so a mistyped path is not mistaken for "nothing happened".
 pub fn query(db_path: &Path, q: &AuditQuery) -> Result<Vec<AuditRecord>, AuditError> {
+    let mut records = Vec::new();
+    for_each_record(db_path, q, |record| {
+        records.push(record);
+        ControlFlow::Continue(())
+    })?;
+    Ok(records)
+}
+
+/// Streams the records matching `q` to `f`, oldest first (ties in insertion
+/// order), one at a time, so a log of millions of records is read in
+/// constant memory (what [`query`] collects into a `Vec`). `f` returns
+/// [`ControlFlow::Break`] to stop early. Returns how many records `f` was
+/// given.
+///
+/// Same database handling as [`query`]: read-only, safe while sidecars
+/// write (the read sees the log as of its start, WAL snapshot isolation),
+/// a missing file is [`AuditError::DatabaseMissing`], and a row that does
+/// not decode stops the read with [`AuditError::Corrupt`].
+pub fn for_each_record(
+    db_path: &Path,
+    q: &AuditQuery,
+    mut f: impl FnMut(AuditRecord) -> ControlFlow<()>,
+) -> Result<u64, AuditError> {
     let conn = schema::open_for_reading(db_path)?;
     let sql_err = |source| AuditError::Sqlite {
         path: db_path.to_path_buf(),
         source,
     };
+    let (sql, params) = select(q);
+    let mut stmt = conn.prepare(&sql).map_err(sql_err)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(params))
+        .map_err(sql_err)?;
+    let mut seen = 0;
+    while let Some(row) = rows.next().map_err(sql_err)? {
+        seen += 1;
+        if f(decode(row)?).is_break() {
+            break;
+        }
+    }
+    Ok(seen)
+}
 
+/// The `SELECT` for `q` and its parameters.
+fn select(q: &AuditQuery) -> (String, Vec<Value>) {
     let mut clauses = Vec::new();
     let mut params = Vec::new();
     if let Some(caller) = &q.caller {
@@ -71,16 +111,7 @@ pub fn query(db_path: &Path, q: &AuditQuery) -> Result<Vec<AuditRecord>, AuditEr
             )
         }
     };
-
-    let mut stmt = conn.prepare(&sql).map_err(sql_err)?;
-    let mut rows = stmt
-        .query(rusqlite::params_from_iter(params))
-        .map_err(sql_err)?;
-    let mut records = Vec::new();
-    while let Some(row) = rows.next().map_err(sql_err)? {
-        records.push(decode(row)?);
-    }
-    Ok(records)
+    (sql, params)
 }
 
 /// How many records the database holds.

@@ -4,13 +4,14 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use palisade_audit::{
-    count, query, AuditError, AuditHandle, AuditQuery, AuditRecord, AuditSlot, AuditStats,
-    AuditWriter, AuthMethod, Decision, Direction, SinkConfig, SCHEMA_VERSION,
+    count, for_each_record, query, AuditError, AuditHandle, AuditQuery, AuditRecord, AuditSlot,
+    AuditStats, AuditWriter, AuthMethod, Decision, Direction, SinkConfig, SCHEMA_VERSION,
 };
 use time::macros::datetime;
 use time::OffsetDateTime;
@@ -907,4 +908,63 @@ fn a_version_1_log_is_migrated_and_its_records_read_back() {
     writer.shutdown().unwrap();
     let records = query(&path, &AuditQuery::default()).unwrap();
     assert_eq!(records[1], record);
+}
+
+#[test]
+fn for_each_record_streams_what_query_returns_in_the_same_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = mixed_log(dir.path());
+    let filters = [
+        AuditQuery::default(),
+        AuditQuery {
+            service: Some("ledger".to_owned()),
+            ..AuditQuery::default()
+        },
+        AuditQuery {
+            decision: Some(Decision::Deny),
+            limit: Some(2),
+            ..AuditQuery::default()
+        },
+    ];
+    for q in filters {
+        let mut streamed = Vec::new();
+        let seen = for_each_record(&db, &q, |record| {
+            streamed.push(record);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        let collected = query(&db, &q).unwrap();
+        assert_eq!(seen, collected.len() as u64, "{q:?}");
+        assert_eq!(streamed, collected, "{q:?}");
+    }
+}
+
+#[test]
+fn for_each_record_stops_when_the_callback_breaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = mixed_log(dir.path());
+    let mut first = Vec::new();
+    let seen = for_each_record(&db, &AuditQuery::default(), |record| {
+        first.push(record.request_id);
+        if first.len() == 2 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .unwrap();
+    assert_eq!(seen, 2);
+    assert_eq!(first, ["a", "b"]);
+}
+
+#[test]
+fn for_each_record_on_a_missing_database_is_database_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nope.db");
+    let err =
+        for_each_record(&db, &AuditQuery::default(), |_| ControlFlow::Continue(())).unwrap_err();
+    assert!(
+        matches!(&err, AuditError::DatabaseMissing { .. }),
+        "{err:?}"
+    );
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod commands;
+mod inventory;
 mod secrets;
 
 /// Zero-trust for internal APIs: mTLS workload identity, Cedar authorization and an audit
@@ -60,6 +61,9 @@ enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The live API inventory: every endpoint seen in the audit log, with callers, data
+    /// classes, flags (shadow, zombie, unused, orphan, drift) and a risk score.
+    Inventory(InventoryArgs),
     /// CI gate: find credentials committed to files or to git history (exit 1 on findings).
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -237,6 +241,73 @@ struct AuditQueryArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
+}
+
+/// `palisade inventory [options]` builds the inventory; `palisade inventory diff` compares
+/// two JSON snapshots.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct InventoryArgs {
+    #[command(subcommand)]
+    command: Option<InventoryCommand>,
+    #[command(flatten)]
+    build: InventoryBuildArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum InventoryCommand {
+    /// Show what appeared, disappeared or changed between two snapshots written by
+    /// `palisade inventory --format json`.
+    Diff {
+        /// The older snapshot.
+        old: PathBuf,
+        /// The newer snapshot.
+        new: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Debug, Args)]
+struct InventoryBuildArgs {
+    /// The palisade.toml: owners, specs and the default audit database.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The SQLite audit database (default: the config's audit path).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Compare SERVICE's traffic with this OpenAPI spec (overrides the config's
+    /// `openapi`); repeatable.
+    #[arg(long = "spec", value_name = "SERVICE=FILE", value_parser = parse_spec_arg)]
+    specs: Vec<(String, PathBuf)>,
+    /// Only records newer than this, e.g. 7d, 24h.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    since: Option<Duration>,
+    /// Output format: a table, the JSON snapshot (what `inventory diff` reads), or one
+    /// reconstructed OpenAPI 3.1 document per service written into --out.
+    #[arg(long, value_enum, default_value_t = InventoryFormat::Table)]
+    format: InventoryFormat,
+    /// Directory for --format openapi.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// `SERVICE=FILE`.
+fn parse_spec_arg(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((service, file)) if !service.is_empty() && !file.is_empty() => {
+            Ok((service.to_owned(), PathBuf::from(file)))
+        }
+        _ => Err(format!("expected SERVICE=FILE, got {text:?}")),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum InventoryFormat {
+    Table,
+    Json,
+    Openapi,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

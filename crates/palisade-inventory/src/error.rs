@@ -74,3 +74,30 @@ pub enum OptionsError {
     #[error("max_nodes must be at least 1")]
     MaxNodes,
 }
+
+/// Why a JSON snapshot could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// Not JSON, or not a snapshot of this format.
+    #[error("not an inventory snapshot: {0}")]
+    Parse(#[source] serde_json::Error),
+    /// A `format` this build does not read.
+    #[error(
+        "inventory snapshot format {0} is not supported; this build reads format {supported}",
+        supported = crate::SNAPSHOT_FORMAT
+    )]
+    UnsupportedFormat(String),
+    /// No `format` field: not written by `palisade inventory --format json`.
+    #[error("not an inventory snapshot: no \"format\" field")]
+    MissingFormat,
+}
+
+/// Why the inventory could not be built from an audit store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InventoryError {
+    /// Reading the audit database failed (it names the file).
+    #[error(transparent)]
+    Audit(#[from] palisade_audit::AuditError),
+}

@@ -1,15 +1,31 @@
-//! The pure building blocks of Palisade's live API inventory: what sensitive
-//! data a request carries ([data classification](#data-classification)), and
-//! which route it was when the service has no OpenAPI spec
-//! ([path templating](#path-templating)). No I/O, no clock, no global state:
-//! the sidecar's observation capture, the inventory built from the audit
-//! store and the CLI sit on top.
+//! Palisade's live API inventory: what sensitive data a request carries
+//! ([data classification](#data-classification)), which route it was when
+//! the service has no OpenAPI spec ([path templating](#path-templating)),
+//! and the inventory built from audit records on top of both
+//! ([the inventory](#the-inventory)): every endpoint with its callers,
+//! statuses, fields and data classes, the flags shadow, zombie, unused,
+//! orphan and drift, a [risk score](#risk-score) with its reasons,
+//! versioned [snapshots](#snapshots-and-diffs) and their diff, and
+//! [reconstructed OpenAPI 3.1 documents](#reconstructed-openapi).
+//!
+//! Classification and templating do no I/O and keep no global state; the
+//! inventory has no clock (snapshots are stamped by the caller) and reads
+//! the audit store only through [`Inventory::read_sqlite`]. The sidecar's
+//! observation capture, `palisade inventory` and the control plane sit on
+//! top.
 //!
 //! ```text
 //!  request ──► path ───────────► PathTemplater::observe ──► templates() ──► TemplateSet
 //!     │                                                                      │ match_template
 //!     └──► JSON body / query ──► classify_json / classify_str ──► DataClasses (audit `data_classes`)
 //!                                  (per field path: JSON types + classes, never values)
+//!
+//!  audit records ──► Inventory::observe ──► per (service, method, template) counts
+//!  (SQLite, streamed)      │ route, else spec match, else PathTemplater
+//!                          ▼
+//!  owners, specs, ──► Inventory::snapshot ──► Snapshot ──► render_table / to_json / reconstruct
+//!  retired routes         (flags, drift, risk)    │
+//!                                                 └──► diff(old, new) ──► SnapshotDiff
 //! ```
 //!
 //! # Data classification
@@ -143,15 +159,189 @@
 //! );
 //! ```
 
+//!
+//! # The inventory
+//!
+//! [`Inventory`] is built incrementally: [`observe`](Inventory::observe) one
+//! [`AuditRecord`](palisade_audit::AuditRecord) at a time (nothing per record
+//! is kept, so a log of millions streams through in constant memory, and the
+//! control plane can keep one `Inventory` current), then take a [`Snapshot`]
+//! whenever one is wanted. [`Inventory::read_sqlite`] streams a SQLite audit
+//! database into it. What it knows besides traffic comes in
+//! [`InventoryInputs`]: per service an owner, a spec and retired routes, and
+//! the `since` bound of the window.
+//!
+//! **Which records count.** Inbound records (the callee's sidecar) that
+//! reached routing: with a method and a path, at or after `since`. Outbound
+//! records, refusals in the TLS handshake and older records are only counted
+//! in [`RecordCounts`]. Refused calls count (toward `denied` and the denied
+//! ratio).
+//!
+//! **The endpoint of a record** is (service, method, template), the template
+//! being, in order:
+//!
+//! 1. the record's `route`, when the sidecar matched its spec;
+//! 2. the template of the service's spec (when the inventory is given one)
+//!    that matches the path, also when the method is not in it (a shadow
+//!    method on a documented path);
+//! 3. otherwise the [path templater](#path-templating) over the service's
+//!    other paths. A learned template with the shape of a known route (the
+//!    spec's, or one the sidecar named) takes that route's name, so
+//!    `/users/{userId}` does not stand beside `/users/{id}`.
+//!
+//! Templates are only known once enough paths are seen; until then paths are
+//! counted under a *pending key* (typed segments such as integers and UUIDs
+//! already folded, which never unfold), and every
+//! [`compact_after`](InventoryOptions::compact_after) (20 000) distinct keys
+//! of a service the keys that fall under one learned template are merged.
+//! Templates only get coarser as paths arrive, so merging early never changes
+//! the result (a test pins this).
+//!
+//! **Per endpoint**: first and last call, calls, denied calls, callers with
+//! their calls, calls per status, the query parameters and JSON request and
+//! response fields seen (from the records' `shape`: types, data classes, and
+//! in how many complete samples each appeared), data classes, owner, flags,
+//! zombie details, drift and risk.
+//!
+//! ## Flags
+//!
+//! | flag | raised when |
+//! |---|---|
+//! | `shadow` | called, and the service has a spec that lacks the operation (path or method) |
+//! | `zombie` | called, and the operation is `deprecated` in the spec or its (method, route) is retired in the configuration (method `*` retires every method; parameter names do not matter). [`Zombie::answered_2xx`] counts allowed calls the application answered with 2xx: the endpoint still works |
+//! | `unused` | in the spec, and no call in the window |
+//! | `orphan` | the service has no owner in the inputs |
+//! | `drift` | in the spec, called, and the calls used what the spec does not declare: a query parameter (`name[...]` counts as `name`; exploded `form` objects declare their properties), a request body field, a response body field of the response declared for that status (code, then `NXX`, then `default`), or a status the application answered (refusals are the sidecar's answers and are not compared) |
+//!
+//! A spec's declarations are read with `$ref`s resolved in `components`;
+//! `allOf`/`anyOf`/`oneOf` declare the union of their branches; a schema that
+//! allows any member (`additionalProperties`, `patternProperties`, a bare
+//! `type: object`, `{}`, a recursive `$ref`) declares everything below it.
+//!
+//! ## Risk score
+//!
+//! The sum of these points, capped at 100; each is listed as a
+//! [`RiskReason`] so a reviewer can check it against the endpoint's data:
+//!
+//! | what | points |
+//! |---|---|
+//! | data classes of category `secret` seen (`jwt`, `secret`) | [`SECRET_POINTS`] = 30 |
+//! | `pci` (`payment_card`) | [`PCI_POINTS`] = 25 |
+//! | `pii` (e-mail, names, addresses, phone, date of birth, IBAN, SSN) | [`PII_POINTS`] = 15 |
+//! | `network` (IP addresses) | [`NETWORK_POINTS`] = 5 |
+//! | a method that changes state (not GET, HEAD, OPTIONS, TRACE) | [`WRITE_POINTS`] = 10 |
+//! | distinct callers: 2-4 / 5-9 / 10 or more | [`caller_points`]: 5 / 10 / 15 |
+//! | shadow | [`SHADOW_POINTS`] = 20 |
+//! | zombie | [`ZOMBIE_POINTS`] = 15, and [`ZOMBIE_2XX_POINTS`] = 10 more when it still answers 2xx |
+//! | denied calls: at least 10 % / at least 50 % of calls | [`denied_points`]: 10 / 20 |
+//!
+//! [`RiskLevel`]: `low` 0-24, `medium` 25-49, `high` 50-74, `critical` 75-100.
+//!
+//! ## Snapshots and diffs
+//!
+//! A [`Snapshot`] serialises as JSON ([`Snapshot::to_json`]) with
+//! `"format": 1` ([`SNAPSHOT_FORMAT`]); [`Snapshot::from_json`] refuses other
+//! versions. Lists have a fixed order (services by name, endpoints by template
+//! then method, callers and fields by name), so equal inventories give equal
+//! bytes. [`diff`] compares two snapshots by (service, template, method):
+//! endpoints that appeared or disappeared, and for the others what changed
+//! among `called`, `source`, `owner`, `risk` (values) and `flags`, `callers`,
+//! `data_classes`, `query`, `request`, `response`, `statuses`, `drift` (sets).
+//! [`render_table`] and [`render_diff`] are the terminal renderings.
+//!
+//! ## Reconstructed OpenAPI
+//!
+//! [`reconstruct`] writes one OpenAPI 3.1 document per service with called
+//! endpoints: its paths and methods (methods OpenAPI has no field for as
+//! `x-palisade-method-<METHOD>`), path parameters (typed from what the
+//! templater saw: `integer`, `uuid`, `date`, `email` formats), query
+//! parameters, JSON request and response schemas inferred from the field paths
+//! (types, nested objects, array items; `required`: the members present in
+//! every complete sample in which their parent was), one response per observed
+//! status, and `x-palisade-calls`, `-denied`, `-first-seen`, `-last-seen`,
+//! `-callers`, `-data-classes` (also on each field), `-flags`, `-drift` and
+//! `-risk`. The documents load back with `palisade_openapi::ApiSpec`.
+//!
+//! ```
+//! use palisade_audit::{AuditRecord, AuthMethod, Decision, Direction};
+//! use palisade_inventory::{diff, Flag, Inventory, InventoryInputs, InventoryOptions, ServiceInputs};
+//! use time::macros::datetime;
+//!
+//! let call = |path: &str, status| AuditRecord {
+//!     ts: datetime!(2026-05-01 12:00 UTC),
+//!     request_id: "r1".into(),
+//!     caller: Some("spiffe://example.org/ns/prod/sa/orders".into()),
+//!     auth: AuthMethod::Mtls,
+//!     service: "billing".into(),
+//!     method: Some("DELETE".into()),
+//!     path: Some(path.into()),
+//!     route: None,
+//!     decision: Decision::Allow,
+//!     code: None,
+//!     policies: vec![],
+//!     status: Some(status),
+//!     latency_us: 700,
+//!     bytes_in: 0,
+//!     bytes_out: 0,
+//!     data_classes: vec![],
+//!     peer: None,
+//!     direction: Direction::Inbound,
+//!     detail: None,
+//!     findings: vec![],
+//!     ratelimit_degraded: false,
+//!     shape: None,
+//! };
+//! let mut inputs = InventoryInputs::default();
+//! inputs.services.insert(
+//!     "billing".into(),
+//!     ServiceInputs { owner: Some("team-billing".into()), ..ServiceInputs::default() },
+//! );
+//! let before = Inventory::new(inputs.clone(), InventoryOptions::default())
+//!     .snapshot(datetime!(2026-05-01 13:00 UTC));
+//! let mut inventory = Inventory::new(inputs, InventoryOptions::default());
+//! inventory.observe(&call("/invoices/7", 204));
+//! let after = inventory.snapshot(datetime!(2026-05-01 13:00 UTC));
+//!
+//! let endpoint = after.endpoint("billing", "DELETE", "/invoices/{invoiceId}").unwrap();
+//! assert!(endpoint.flags.is_empty());
+//! assert_eq!(endpoint.risk.score, 10);
+//! assert_eq!(endpoint.risk.reasons[0].reason, "changes state (DELETE)");
+//! assert_eq!(diff(&before, &after).appeared.len(), 1);
+//! ```
+
 mod classify;
+mod diff;
 mod error;
+mod inventory;
+mod reconstruct;
+mod render;
+mod risk;
+mod snapshot;
 mod template;
 
 pub use classify::{
     classify_json, classify_str, classify_value, Category, DataClass, DataClasses, DataClassesIter,
     FieldProfile, JsonProfile, JsonType, JsonTypes, MAX_DEPTH,
 };
-pub use error::{ObserveError, OptionsError, UnknownCategory, UnknownDataClass};
+pub use diff::{diff, Change, EndpointChange, EndpointRef, SnapshotDiff};
+pub use error::{
+    InventoryError, ObserveError, OptionsError, SnapshotError, UnknownCategory, UnknownDataClass,
+};
+pub use inventory::{
+    Inventory, InventoryInputs, InventoryOptions, RetiredRoute, ServiceInputs, SpecInput,
+    DEFAULT_COMPACT_AFTER,
+};
+pub use reconstruct::{reconstruct, ReconstructedSpec, OPENAPI_VERSION};
+pub use render::{render_diff, render_table};
+pub use risk::{
+    assess, caller_points, denied_points, is_write, NETWORK_POINTS, PCI_POINTS, PII_POINTS,
+    SECRET_POINTS, SHADOW_POINTS, WRITE_POINTS, ZOMBIE_2XX_POINTS, ZOMBIE_POINTS,
+};
+pub use snapshot::{
+    BodySnapshot, CallerCount, Drift, DriftLocation, EndpointSnapshot, EndpointSource,
+    FieldSnapshot, Flag, PathParam, RecordCounts, ResponseSnapshot, Risk, RiskLevel, RiskReason,
+    ServiceSnapshot, Snapshot, Zombie, SNAPSHOT_FORMAT,
+};
 pub use template::{
     Accepts, Param, PathTemplater, SegmentKind, Template, TemplateSegment, TemplateSet,
     TemplaterOptions, DEFAULT_MAX_NODES, DEFAULT_MAX_SEGMENTS, DEFAULT_SHAPE_THRESHOLD,

@@ -70,6 +70,9 @@ pub(crate) struct RawOperation {
     #[serde(default)]
     pub(crate) parameters: Vec<Value>,
     pub(crate) request_body: Option<Value>,
+    #[serde(default)]
+    pub(crate) deprecated: bool,
+    pub(crate) responses: Option<Value>,
 }
 
 impl<'de> Deserialize<'de> for RawPaths {

@@ -32,6 +32,11 @@ pub struct Operation {
     pub parameters: Vec<Value>,
     /// The `requestBody` object, if any.
     pub request_body: Option<Value>,
+    /// Whether the operation is marked `deprecated: true`.
+    pub deprecated: bool,
+    /// The `responses` object as written (status code or `1XX`..`5XX` or
+    /// `default` → response object or `$ref`), if the spec gives one.
+    pub responses: Option<Value>,
 }
 
 /// The result of [`ApiSpec::match_route`].
@@ -401,6 +406,8 @@ fn compile_route(template: String, item: RawPathItem, origin: &Path) -> Result<R
             operation_id: raw.operation_id,
             parameters,
             request_body: raw.request_body,
+            deprecated: raw.deprecated,
+            responses: raw.responses,
         });
     }
 

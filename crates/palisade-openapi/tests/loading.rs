@@ -395,3 +395,47 @@ fn json_text_with_a_yaml_extension_is_parsed_as_yaml() {
     assert_eq!(spec.title(), "J");
     assert_eq!(spec.route_templates(), ["/x"]);
 }
+
+#[test]
+fn operations_keep_deprecated_and_the_responses_object() {
+    let spec = load("billing.yaml");
+    let get_invoice = spec
+        .operations()
+        .find(|op| op.operation_id.as_deref() == Some("getInvoice"))
+        .unwrap();
+    assert!(!get_invoice.deprecated);
+    let responses = get_invoice.responses.as_ref().unwrap();
+    assert_eq!(
+        responses["200"]["content"]["application/json"]["schema"]["$ref"],
+        json!("#/components/schemas/Invoice")
+    );
+    assert_eq!(
+        responses["404"],
+        json!({"$ref": "#/components/responses/NotFound"})
+    );
+
+    let text = yaml_spec(
+        "  /old:\n    get:\n      deprecated: true\n      responses:\n        '200': {description: ok}\n  /bare:\n    get: {}\n",
+    );
+    let spec = ApiSpec::from_str(&text, Path::new("t.yaml")).unwrap();
+    let ops: Vec<_> = spec
+        .operations()
+        .map(|op| (op.template.as_str(), op.deprecated, op.responses.clone()))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("/old", true, Some(json!({"200": {"description": "ok"}}))),
+            ("/bare", false, None),
+        ]
+    );
+}
+
+#[test]
+fn wrongly_typed_deprecated_names_the_line() {
+    let err = yaml_error(&yaml_spec("  /old:\n    get:\n      deprecated: maybe\n"));
+    assert!(
+        matches!(&err, SpecError::Parse { line: Some(8), .. }),
+        "{err:?}"
+    );
+}
