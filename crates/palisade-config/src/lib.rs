@@ -24,6 +24,7 @@
 //! ```
 
 mod guard;
+mod inventory;
 mod tokens;
 
 use guard::Report as _;
@@ -40,6 +41,9 @@ use toml::Spanned;
 pub use guard::{
     InspectionSettings, LimitBackend, LimitOverride, LimitSettings, RateSetting, StageMode,
     ValidationSettings,
+};
+pub use inventory::{
+    InventorySettings, RetiredRoute, DEFAULT_INVENTORY_MAX_BODY_BYTES, MAX_INVENTORY_MAX_BODY_BYTES,
 };
 pub use tokens::{ClientCertMode, TokenSettings, DEFAULT_TOKEN_LEEWAY};
 
@@ -195,6 +199,8 @@ pub struct ServiceConfig {
     pub inspection: InspectionSettings,
     /// Access tokens accepted besides (or, for callers outside the mesh, instead of) SVIDs.
     pub tokens: Option<TokenSettings>,
+    /// Observation for the live API inventory, and the routes the owner has retired.
+    pub inventory: InventorySettings,
 }
 
 impl Config {
@@ -360,6 +366,7 @@ struct RawService {
     validation: Option<Spanned<guard::RawValidation>>,
     inspection: Option<guard::RawInspection>,
     tokens: Option<Spanned<tokens::RawTokens>>,
+    inventory: Option<inventory::RawInventory>,
 }
 
 struct Checker<'a> {
@@ -487,6 +494,10 @@ impl Checker<'_> {
                 .map(|v| v.into_inner().settings())
                 .unwrap_or_default();
             let inspection = s.inspection.map(|i| i.settings()).unwrap_or_default();
+            let inventory = s
+                .inventory
+                .and_then(|i| i.check(&field("inventory"), self))
+                .unwrap_or_default();
             if let Some(spiffe_id) = spiffe_id {
                 if let Some(tokens) = s.tokens {
                     pending_tokens.push((services.len(), field("tokens"), tokens));
@@ -504,6 +515,7 @@ impl Checker<'_> {
                     validation,
                     inspection,
                     tokens: None,
+                    inventory,
                 });
             }
         }

@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use palisade_config::{AuditSink, Config, LimitBackend, StageMode};
+use palisade_config::{
+    AuditSink, Config, InventorySettings, LimitBackend, RetiredRoute, StageMode,
+};
 
 const GOOD: &str = r#"
 trust_domain = "palisade.test"
@@ -145,4 +147,83 @@ fn rejects_bad_guard_settings_naming_each_field() {
         ],
         "{err}"
     );
+}
+
+#[test]
+fn inventory_observation_is_on_by_default() {
+    let config = Config::parse(GOOD, Path::new("p.toml")).unwrap();
+    let inventory = &config.service("orders").unwrap().inventory;
+    assert_eq!(*inventory, InventorySettings::default());
+    assert!(inventory.observe);
+    assert_eq!(inventory.sample_rate, 1.0);
+    assert_eq!(inventory.max_body_bytes, 65536);
+    assert!(inventory.retired.is_empty());
+}
+
+#[test]
+fn reads_inventory_settings_and_retired_routes() {
+    let text = format!(
+        "{GOOD}\n[service.inventory]\nobserve = false\nsample_rate = 0.25\nmax_body_bytes = 4096\nretired = [\"GET /v1/orders\", \"DELETE /legacy/{{id}}\"]\n"
+    );
+    let config = Config::parse(&text, Path::new("p.toml")).unwrap();
+    let inventory = &config.service("orders").unwrap().inventory;
+    assert!(!inventory.observe);
+    assert_eq!(inventory.sample_rate, 0.25);
+    assert_eq!(inventory.max_body_bytes, 4096);
+    assert_eq!(
+        inventory.retired,
+        vec![
+            RetiredRoute {
+                method: "GET".into(),
+                route: "/v1/orders".into()
+            },
+            RetiredRoute {
+                method: "DELETE".into(),
+                route: "/legacy/{id}".into()
+            },
+        ]
+    );
+    assert_eq!(inventory.retired[1].to_string(), "DELETE /legacy/{id}");
+    // An integer rate is a rate too.
+    let whole = format!("{GOOD}\n[service.inventory]\nsample_rate = 1\n");
+    let config = Config::parse(&whole, Path::new("p.toml")).unwrap();
+    assert_eq!(config.services[0].inventory.sample_rate, 1.0);
+}
+
+#[test]
+fn rejects_bad_inventory_settings_naming_each_field_and_line() {
+    let text = format!(
+        "{GOOD}\n[service.inventory]\nsample_rate = 1.5\nmax_body_bytes = 0\nretired = [\n  \"GET /v1/orders\",\n  \"get /v1/orders\",\n  \"GET /v1/orders\",\n  \"DELETE legacy/{{id}}\",\n]\n"
+    );
+    let err = Config::parse(&text, Path::new("p.toml")).unwrap_err();
+    let base = GOOD.lines().count();
+    let found: Vec<_> = err
+        .issues
+        .iter()
+        .map(|i| (i.line.unwrap() - base, i.field.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (3, "service[0].inventory.sample_rate"),
+            (4, "service[0].inventory.max_body_bytes"),
+            (7, "service[0].inventory.retired[1]"),
+            (8, "service[0].inventory.retired[2]"),
+            (9, "service[0].inventory.retired[3]"),
+        ],
+        "{err}"
+    );
+    let shown = err.to_string();
+    assert!(shown.contains("1.5 is not between 0.0 and 1.0"), "{shown}");
+    assert!(shown.contains("upper-case HTTP method"), "{shown}");
+    assert!(
+        shown.contains("\"GET /v1/orders\" is already listed as retired[0]"),
+        "{shown}"
+    );
+    assert!(shown.contains("must start with '/'"), "{shown}");
+    let nan = format!("{GOOD}\n[service.inventory]\nsample_rate = nan\n");
+    let err = Config::parse(&nan, Path::new("p.toml")).unwrap_err();
+    assert_eq!(err.issues[0].field, "service[0].inventory.sample_rate");
+    let unknown = format!("{GOOD}\n[service.inventory]\nsampling = 0.5\n");
+    assert!(Config::parse(&unknown, Path::new("p.toml")).is_err());
 }
