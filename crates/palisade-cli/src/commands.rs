@@ -185,6 +185,7 @@ fn control(command: ControlCommand) -> Result<ExitCode, Failure> {
             runtime.block_on(async {
                 let mut settings = ControlServerConfig::new(config.state_dir.clone(), listen, config.trust_domain.clone(), writer.handle());
                 settings.policy_dir = Some(config.policy_dir.clone());
+                settings.inventory = control_inventory(&config)?;
                 if let Some(control) = &config.control {
                     settings.svid_ttl = control.svid_ttl;
                     settings.oauth = control
@@ -427,6 +428,23 @@ fn ca_status_json(status: &CaStatus) -> serde_json::Value {
             "last_not_after": optional(usage.last_not_after),
         })),
     })
+}
+
+/// The live API inventory `control serve` keeps under `<state_dir>/inventory/`: from the
+/// SQLite audit log (a JSON-lines log cannot be queried, so then none).
+fn control_inventory(
+    config: &Config,
+) -> Result<Option<palisade_control::inventory::InventoryRefresh>, Failure> {
+    let (AuditSink::Sqlite { path }, Some(control)) = (&config.audit.sink, &config.control) else {
+        tracing::info!("no API inventory: the audit sink is not SQLite");
+        return Ok(None);
+    };
+    Ok(Some(palisade_control::inventory::InventoryRefresh {
+        db: path.clone(),
+        inputs: crate::inventory::inputs_from_config(config)?,
+        window: Some(control.inventory_window),
+        interval: control.inventory_refresh,
+    }))
 }
 
 /// The token endpoint's settings from `[control.oauth]`: client keys are read here so a

@@ -59,26 +59,11 @@ fn build(args: InventoryBuildArgs) -> Result<ExitCode, Failure> {
 
     let now = OffsetDateTime::now_utc();
     let since = args.since.map(|window| now - window);
-    let mut inputs = InventoryInputs {
-        services: BTreeMap::new(),
-        since,
+    let mut inputs = match &config {
+        Some(config) => inputs_from_config(config)?,
+        None => InventoryInputs::default(),
     };
-    if let Some(config) = &config {
-        for service in &config.services {
-            let spec = match &service.openapi {
-                Some(path) => Some(load_spec(path)?),
-                None => None,
-            };
-            inputs.services.insert(
-                service.name.clone(),
-                ServiceInputs {
-                    owner: service.owner.clone(),
-                    spec,
-                    retired: retired_routes(service),
-                },
-            );
-        }
-    }
+    inputs.since = since;
     for (service, path) in &args.specs {
         inputs.services.entry(service.clone()).or_default().spec = Some(load_spec(path)?);
     }
@@ -108,15 +93,42 @@ fn build(args: InventoryBuildArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The routes the configuration retires for `service`: their calls are zombies.
-///
-/// PENDING (issue 5, part 1): `[service.inventory] retired = [{ method, route }]` lands in
-/// palisade-config as `ServiceConfig.inventory.retired`; until then the configuration has
-/// no retired routes and this returns none. Once it lands, map each `RetiredRoute` of the
-/// config to `palisade_inventory::RetiredRoute { method, route }` here; nothing else in
-/// the CLI changes.
-fn retired_routes(_service: &ServiceConfig) -> Vec<RetiredRoute> {
-    Vec::new()
+/// What the configuration says about each service: owner, spec, retired routes (also
+/// what `palisade control serve` keeps its inventory with).
+pub(crate) fn inputs_from_config(config: &Config) -> Result<InventoryInputs, Failure> {
+    let mut inputs = InventoryInputs {
+        services: BTreeMap::new(),
+        since: None,
+    };
+    for service in &config.services {
+        let spec = match &service.openapi {
+            Some(path) => Some(load_spec(path)?),
+            None => None,
+        };
+        inputs.services.insert(
+            service.name.clone(),
+            ServiceInputs {
+                owner: service.owner.clone(),
+                spec,
+                retired: retired_routes(service),
+            },
+        );
+    }
+    Ok(inputs)
+}
+
+/// The routes the configuration retires for `service` (`[service.inventory] retired`):
+/// their calls are zombies.
+fn retired_routes(service: &ServiceConfig) -> Vec<RetiredRoute> {
+    service
+        .inventory
+        .retired
+        .iter()
+        .map(|retired| RetiredRoute {
+            method: retired.method.clone(),
+            route: retired.route.clone(),
+        })
+        .collect()
 }
 
 fn load_spec(path: &Path) -> Result<SpecInput, Failure> {

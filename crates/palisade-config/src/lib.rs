@@ -77,6 +77,8 @@ pub struct Config {
 /// url = "https://127.0.0.1:7000"     # for sidecars; default: https://<listen>
 /// svid_ttl = "1h"                    # lifetime of the SVIDs it issues
 /// revocation_poll = "5s"             # how often sidecars fetch the revocation list
+/// inventory_refresh = "1m"           # how often the server rebuilds the API inventory
+/// inventory_window = "7d"            # from the audit records of this last period
 /// bundle = "state/ca/ca.pem"         # trust bundle to verify the control plane; default <state_dir>/ca/ca.pem
 /// distribute_policies = true         # sidecars enforce the control plane's policy set
 ///
@@ -99,6 +101,10 @@ pub struct ControlSettings {
     pub svid_ttl: std::time::Duration,
     /// Revocation-list polling interval; bounds how long a revoked peer stays trusted.
     pub revocation_poll: std::time::Duration,
+    /// How often `palisade control serve` rebuilds the API inventory from the audit log.
+    pub inventory_refresh: std::time::Duration,
+    /// The period of audit records the inventory covers.
+    pub inventory_window: std::time::Duration,
     /// The trust bundle (PEM) that verifies the control plane.
     pub bundle: PathBuf,
     /// Sidecars enforce the policy set the control plane serves (cached on disk, so they
@@ -319,6 +325,8 @@ struct RawControl {
     url: Option<String>,
     svid_ttl: Option<String>,
     revocation_poll: Option<String>,
+    inventory_refresh: Option<String>,
+    inventory_window: Option<String>,
     bundle: Option<PathBuf>,
     #[serde(default)]
     distribute_policies: bool,
@@ -578,6 +586,8 @@ impl Checker<'_> {
         };
         let svid_ttl = duration(raw.svid_ttl, "svid_ttl", 3600);
         let revocation_poll = duration(raw.revocation_poll, "revocation_poll", 5);
+        let inventory_refresh = duration(raw.inventory_refresh, "inventory_refresh", 60);
+        let inventory_window = duration(raw.inventory_window, "inventory_window", 7 * 24 * 3600);
         let url = match (raw.url, raw.listen) {
             (Some(url), _) if url.starts_with("https://") => Some(url),
             (Some(_), _) => {
@@ -607,6 +617,8 @@ impl Checker<'_> {
             url: url?,
             svid_ttl: svid_ttl?,
             revocation_poll: revocation_poll?,
+            inventory_refresh: inventory_refresh?,
+            inventory_window: inventory_window?,
             bundle: raw
                 .bundle
                 .map(resolve)

@@ -162,4 +162,7 @@ pub enum ControlError {
     /// Generating the workload key pair or its CSR failed.
     #[error("key or CSR generation failed: {0}")]
     KeyGeneration(rcgen::Error),
+    /// The API inventory could not be built from the audit database.
+    #[error("API inventory: {0}")]
+    Inventory(#[from] palisade_inventory::InventoryError),
 }

@@ -6,6 +6,7 @@ mod audit;
 mod certs;
 mod client;
 mod error;
+pub mod inventory;
 mod problem;
 mod server;
 mod state;

@@ -119,6 +119,9 @@ pub struct ControlServerConfig {
     /// The directory of `*.cedar` files served to sidecars at `GET /v1/policies` (mTLS
     /// callers only); `None` answers 404.
     pub policy_dir: Option<PathBuf>,
+    /// Keep the live API inventory under `<state_dir>/inventory/`, rebuilt from the audit
+    /// database every interval; `None` (the default) keeps none.
+    pub inventory: Option<crate::inventory::InventoryRefresh>,
 }
 
 impl ControlServerConfig {
@@ -137,6 +140,7 @@ impl ControlServerConfig {
             audit,
             oauth: None,
             policy_dir: None,
+            inventory: None,
         }
     }
 }
@@ -228,6 +232,13 @@ impl ControlServer {
         let mut tasks = Vec::with_capacity(4);
         if let Some(oauth) = oauth {
             tasks.push(tokio::spawn(rotate_signing_keys(oauth, receiver.clone())));
+        }
+        if let Some(refresh) = config.inventory {
+            tasks.push(tokio::spawn(crate::inventory::refresh_forever(
+                Arc::new(refresh),
+                config.state_dir.join(crate::inventory::INVENTORY_DIR),
+                receiver.clone(),
+            )));
         }
         tasks.extend([
             tokio::spawn(watch_ca(ctx.clone(), receiver.clone())),
