@@ -12,7 +12,7 @@ use palisade_audit::{AuditQuery, AuditRecord, Direction};
 use palisade_openapi::{ApiSpec, RouteMatch};
 use time::{OffsetDateTime, UtcOffset};
 
-use crate::error::{InventoryError, ObserveError};
+use crate::error::{InventoryError, ObserveError, OptionsError};
 use crate::risk;
 use crate::snapshot::{
     BodySnapshot, CallerCount, Drift, DriftLocation, EndpointSnapshot, EndpointSource,
@@ -80,14 +80,33 @@ impl RetiredRoute {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct InventoryOptions {
-    /// How paths outside a spec fold into templates.
-    pub templater: TemplaterOptions,
+    /// How paths outside a spec fold into templates; valid by construction
+    /// (see [`with_templater`](InventoryOptions::with_templater)).
+    templater: TemplaterOptions,
     /// Distinct pending path keys per service (paths outside any spec,
     /// with typed segments such as integers and UUIDs already folded)
     /// before they are merged into the templates learned so far. Bounds
     /// memory on services with many free-form paths; does not change the
     /// result.
     pub compact_after: usize,
+}
+
+impl InventoryOptions {
+    /// These options with `templater` deciding how paths outside a spec
+    /// fold into templates, if those are valid.
+    pub fn with_templater(
+        mut self,
+        templater: TemplaterOptions,
+    ) -> Result<InventoryOptions, OptionsError> {
+        PathTemplater::with_options(templater.clone())?;
+        self.templater = templater;
+        Ok(self)
+    }
+
+    /// The templater options in force.
+    pub fn templater(&self) -> &TemplaterOptions {
+        &self.templater
+    }
 }
 
 impl Default for InventoryOptions {
@@ -297,8 +316,8 @@ impl Service {
             retired: inputs.retired,
             routed: HashMap::new(),
             pending: HashMap::new(),
-            // The options were checked when the inventory's were built;
-            // fall back to the defaults rather than fail on bad ones.
+            // `InventoryOptions` only holds templater options that
+            // `with_templater` checked, so this never falls back.
             templater: PathTemplater::with_options(options.templater.clone()).unwrap_or_default(),
             compacted: None,
             next_compaction: options.compact_after.max(1),
@@ -786,6 +805,28 @@ pub(crate) fn rfc3339(ts: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invalid_templater_options_are_refused() {
+        let templater = TemplaterOptions {
+            word_threshold: 1,
+            ..TemplaterOptions::default()
+        };
+        assert_eq!(
+            InventoryOptions::default()
+                .with_templater(templater)
+                .unwrap_err(),
+            OptionsError::WordThreshold(1)
+        );
+        let templater = TemplaterOptions {
+            shape_threshold: 3,
+            ..TemplaterOptions::default()
+        };
+        let options = InventoryOptions::default()
+            .with_templater(templater)
+            .unwrap();
+        assert_eq!(options.templater().shape_threshold, 3);
+    }
 
     #[test]
     fn pending_keys_fold_typed_segments_only() {
