@@ -6,7 +6,9 @@
 //! counter at request start ([`Sampler`]); bodies a stage already buffered or parsed are
 //! reused; streamed bodies are teed as `Bytes` handles (no copy) up to the configured
 //! limit ([`BodyTap`]). Parsing and classification happen in the record stage
-//! ([`Observation::finish`]), once the response's last byte was handed to hyper.
+//! ([`Observation::finish`]), once the response's last byte was handed to hyper, in a task
+//! of their own (see `PendingRecord` in `context.rs`) so the flush of that byte does not
+//! wait for them. Outbound requests are not observed: the callee's sidecar sees them.
 //!
 //! Bounds, so a hostile exchange cannot bloat the audit log: bodies over
 //! `max_body_bytes` yield no fields (`truncated`), each list keeps at most [`MAX_FIELDS`]
