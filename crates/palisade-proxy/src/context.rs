@@ -415,3 +415,101 @@ where
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use bytes::Bytes;
+    use palisade_audit::{AuditWriter, SinkConfig};
+    use palisade_config::InventorySettings;
+
+    use super::*;
+    use crate::observe::Observer;
+
+    /// Runs `drop_recorder` with a recorder for an observed request whose body waits to be
+    /// parsed; returns the records the writer got.
+    fn records_after(drop_recorder: impl FnOnce(Recorder)) -> Vec<AuditRecord> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let writer = AuditWriter::start(
+            SinkConfig::JsonLines {
+                path: Some(path.clone()),
+            },
+            8,
+        )
+        .unwrap();
+        let reserve = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let slot = reserve.block_on(writer.handle().reserve()).unwrap();
+        let mut ctx = RequestContext::new(
+            "r1".into(),
+            "billing".into(),
+            Direction::Inbound,
+            None,
+            &http::Method::POST,
+            "/customers",
+        );
+        let mut observation = Observer::new(&InventorySettings::default())
+            .unwrap()
+            .sample(Some("email=ada%40example.com"))
+            .unwrap();
+        observation.buffered_request(
+            &Bytes::from_static(br#"{"ssn": "536-22-8145"}"#),
+            None,
+            true,
+        );
+        ctx.observation = Some(observation);
+        let outcome = Outcome {
+            status: StatusCode::OK,
+            code: None,
+            detail: None,
+        };
+        drop_recorder(Recorder::new(ctx, outcome, slot, Arc::default()));
+        let stats = writer.shutdown().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(stats.written, text.lines().count() as u64);
+        text.lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn an_observed_record_is_written_with_its_shape_from_a_runtime() {
+        let records = records_after(|recorder| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .build()
+                .unwrap();
+            runtime.block_on(async move { drop(recorder) });
+            // Shutting down waits for the worker to finish the task it was handed.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(10));
+        });
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].data_classes, ["email", "us_ssn"]);
+        let shape = records[0].shape.as_ref().unwrap();
+        assert_eq!(shape.request[1].name, "/ssn");
+    }
+
+    #[test]
+    fn an_observed_record_is_written_once_even_when_its_task_never_runs() {
+        let records = records_after(|recorder| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            // The task is queued, never polled, and dropped with the runtime.
+            runtime.block_on(async move { drop(recorder) });
+            drop(runtime);
+        });
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].data_classes, ["email", "us_ssn"]);
+    }
+
+    #[test]
+    fn without_a_runtime_the_record_is_written_at_once() {
+        let records = records_after(drop);
+        assert_eq!(records.len(), 1);
+        assert!(records[0].shape.is_some());
+    }
+}
