@@ -66,8 +66,8 @@ pub struct AuditRecord {
     pub ratelimit_degraded: bool,
     /// What the exchange looked like, for the API inventory: query parameter
     /// names and JSON field paths with their types and data classes, never
-    /// values. `None` when the exchange was not sampled or never reached the
-    /// application.
+    /// values. `None` when the exchange was not sampled, was outbound, or was
+    /// refused before the caller was identified.
     #[serde(default)]
     pub shape: Option<ExchangeShape>,
 }

@@ -13,6 +13,7 @@
 pub mod context;
 pub mod control;
 pub mod identity;
+pub mod observe;
 pub mod pipeline;
 pub mod rejection;
 mod server;
@@ -39,6 +40,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::identity::SidecarIdentity;
+use crate::observe::Observer;
 use crate::pipeline::{Guarded, InboundPipeline, OutboundPipeline};
 use crate::stages::forward::{LocalUpstream, MeshTarget};
 use crate::tokens::BearerTokens;
@@ -291,6 +293,7 @@ impl Sidecar {
             validator: validator(own, spec.as_ref())?,
             inspector: inspector(own),
             max_body_bytes: own.validation.max_body_bytes,
+            observer: Observer::new(&own.inventory),
             spec,
             policy: policy.clone(),
             upstream: LocalUpstream::new(own.upstream, own.spiffe_id.clone()),

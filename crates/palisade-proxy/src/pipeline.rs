@@ -4,9 +4,13 @@
 //!
 //! ```text
 //! TLS handshake (client SVID required and verified; optional where tokens are accepted)
-//!   → identify (SVID or bearer token) → route → limit → authorize → validate → inspect
-//!   → forward → record
+//!   → identify (SVID or bearer token) → [observe] → route → limit → authorize → validate
+//!   → inspect → forward → record
 //! ```
+//!
+//! A sampled request past identify is observed for the API inventory ([`crate::observe`]):
+//! the stages hand the query and body they already have to its observation, and the record
+//! stage turns it into the record's `shape` and `data_classes`.
 //!
 //! Outbound (the local app → another service):
 //!
@@ -39,6 +43,7 @@ use crate::context::{
     Caller, CountingBody, Outcome, Recorder, RecordingBody, RequestContext, REQUEST_ID_HEADER,
 };
 use crate::identity::SidecarIdentity;
+use crate::observe::{is_json, Observer};
 use crate::rejection::{bearer_challenge, problem_body, Rejection};
 use crate::stages::authorize::{authorize, Call};
 use crate::stages::forward::{CountedBody, LocalUpstream, MeshTarget};
@@ -111,6 +116,8 @@ pub struct InboundPipeline {
     pub inspector: Option<Guarded<Inspector>>,
     /// Largest body a stage buffers (413 beyond).
     pub max_body_bytes: usize,
+    /// Observation for the API inventory (`[service.inventory]`), unless off.
+    pub observer: Option<Observer>,
     /// The local app.
     pub upstream: LocalUpstream,
     /// This sidecar's live identity (its revocation set is checked on every request).
@@ -158,6 +165,11 @@ impl Stages for InboundPipeline {
         ctx.caller = Some(caller.clone());
         // ...not revoked since the connection was opened (the handshake saw an older list).
         check_not_revoked(&connection.identity, &caller, &self.identity.revocations)?;
+        // observe: decided now, so unidentified traffic never shapes the inventory.
+        ctx.observation = self
+            .observer
+            .as_ref()
+            .and_then(|o| o.sample(request.uri().query()));
         // route: the endpoint is the spec's route template, else the literal path.
         ctx.route = route(self.spec.as_ref(), &ctx.method, &ctx.path);
         let endpoint = endpoint(ctx.route.as_deref(), &ctx.path).to_owned();
@@ -197,12 +209,18 @@ impl Stages for InboundPipeline {
         };
         // Bodies stream through untouched unless a stage needs to read them.
         let needs_body = has_body && (validated.is_some() || self.inspector.is_some());
+        let declared = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
         let body = if needs_body {
-            let declared = parts
-                .headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse().ok());
-            Either::Right(read_body(body, declared, self.max_body_bytes).await?)
+            let read = read_body(body, declared, self.max_body_bytes).await;
+            if let (Err(Rejection::BodyTooLarge { .. }), Some(observation)) =
+                (&read, ctx.observation.as_mut())
+            {
+                observation.request_too_large();
+            }
+            Either::Right(read?)
         } else {
             Either::Left(body)
         };
@@ -217,28 +235,41 @@ impl Stages for InboundPipeline {
             json = v.apply(ctx, result)?.flatten();
         }
         // inspect: injection and serialized-object payloads in path, query, headers, body.
-        if let Some(inspector) = &self.inspector {
-            let parsed;
-            let inspected = match (&body, &json) {
+        let declares_json = is_json(&parts.headers);
+        let inspected = self.inspector.as_ref().map(|inspector| {
+            if let (Either::Right(bytes), None, true) = (&body, &json, declares_json) {
+                json = serde_json::from_slice::<serde_json::Value>(bytes).ok();
+            }
+            let seen = match (&body, &json) {
                 (Either::Left(_), _) => InspectedBody::None,
                 (Either::Right(_), Some(value)) => InspectedBody::Json(value),
-                (Either::Right(bytes), None) => match is_json(&parts.headers)
-                    .then(|| serde_json::from_slice::<serde_json::Value>(bytes).ok())
-                    .flatten()
-                {
-                    Some(value) => {
-                        parsed = value;
-                        InspectedBody::Json(&parsed)
-                    }
-                    None => InspectedBody::Raw(bytes),
-                },
+                (Either::Right(bytes), None) => InspectedBody::Raw(bytes),
             };
-            let result = inspect(&inspector.stage, &parts, inspected);
+            (inspector, inspect(&inspector.stage, &parts, seen))
+        });
+        // observe: the buffered body (and the JSON a stage parsed) goes to the record stage,
+        // even when inspect refuses the request.
+        // (A JSON body inspect failed to parse is not worth parsing again.)
+        if let (Some(observation), Either::Right(bytes)) = (ctx.observation.as_mut(), &body) {
+            let parse_later = declares_json && self.inspector.is_none();
+            observation.buffered_request(bytes, json.take(), parse_later);
+        }
+        if let Some((inspector, result)) = inspected {
             inspector.apply(ctx, result)?;
         }
         // forward: to the local app, with x-request-id and x-forwarded-client-cert.
         let body = match body {
-            Either::Left(streaming) => Either::Left(streaming),
+            Either::Left(mut streaming) => {
+                // observe: a JSON body nobody read is teed on its way to the app.
+                if let (Some(observation), true, true) =
+                    (ctx.observation.as_mut(), has_body, declares_json)
+                {
+                    if let Some(tap) = observation.tap_request(declared) {
+                        streaming.tap(tap);
+                    }
+                }
+                Either::Left(streaming)
+            }
             Either::Right(bytes) => Either::Right(Full::new(bytes)),
         };
         self.upstream
@@ -246,16 +277,6 @@ impl Stages for InboundPipeline {
             .await
         // record: done by the Recorder in the response body, see `handle_request`.
     }
-}
-
-/// Whether the request declares a JSON body (`application/json` or `+json`).
-fn is_json(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|media| media.trim().to_ascii_lowercase())
-        .is_some_and(|media| media == "application/json" || media.ends_with("+json"))
 }
 
 /// A pipeline as the listeners see it: a request in, a response (carrying its record) out.
@@ -405,7 +426,8 @@ async fn handle_request(
                 code: None,
                 detail: None,
             };
-            let recorder = Recorder::new(ctx, outcome, slot, bytes_in);
+            let mut recorder = Recorder::new(ctx, outcome, slot, bytes_in);
+            recorder.observe_response(response.headers());
             response.map(|body| RecordingBody::new(Either::Left(body), recorder))
         }
         Err(rejection) => {

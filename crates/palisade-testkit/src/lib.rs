@@ -129,6 +129,10 @@ pub async fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMu
 /// echo: `{"service", "method", "path", "xfcc", "request_id", "body_len", "caller",
 /// "scopes", "authorization"}` (the last three: the token caller headers a sidecar sets, and
 /// whether an `Authorization` header reached the app).
+///
+/// A request with `x-echo-body: json` also gets its JSON body back under `"body"` (`null`
+/// when it is not JSON), as `application/json`: a JSON response carrying whatever the
+/// test planted in the request.
 pub async fn spawn_echo_app(addr: SocketAddr, service: &'static str) -> SocketAddr {
     let listener = TcpListener::bind(addr).await.unwrap();
     let bound = listener.local_addr().unwrap();
@@ -149,6 +153,7 @@ pub async fn spawn_echo_app(addr: SocketAddr, service: &'static str) -> SocketAd
                     let (caller, scopes) =
                         (header("x-palisade-caller"), header("x-palisade-scopes"));
                     let authorization = req.headers().contains_key("authorization");
+                    let echo_body = header("x-echo-body").as_deref() == Some("json");
                     let method = req.method().to_string();
                     let path = req.uri().path().to_owned();
                     let body = req
@@ -157,12 +162,20 @@ pub async fn spawn_echo_app(addr: SocketAddr, service: &'static str) -> SocketAd
                         .await
                         .map(|b| b.to_bytes())
                         .unwrap_or_default();
-                    let json = serde_json::json!({
+                    let mut json = serde_json::json!({
                         "service": service, "method": method, "path": path,
                         "xfcc": xfcc, "request_id": rid, "body_len": body.len(),
                         "caller": caller, "scopes": scopes, "authorization": authorization,
                     });
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(json.to_string()))))
+                    let mut response = Response::builder();
+                    if echo_body {
+                        json["body"] = serde_json::from_slice(&body).unwrap_or_default();
+                        response = response.header("content-type", "application/json");
+                    }
+                    let response = response
+                        .body(Full::new(Bytes::from(json.to_string())))
+                        .unwrap();
+                    Ok::<_, Infallible>(response)
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), svc)

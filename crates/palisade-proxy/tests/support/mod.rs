@@ -59,8 +59,27 @@ paths:
           application/json:
             schema: { $ref: "#/components/schemas/Payment" }
       responses: { "200": { description: ok } }
+  /customers:
+    post:
+      parameters:
+        - { name: email, in: query, schema: { type: string } }
+        - { name: q, in: query, schema: { type: string } }
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/Customer" }
+      responses: { "200": { description: ok } }
 components:
   schemas:
+    Customer:
+      type: object
+      properties:
+        full_name: { type: string }
+        email: { type: string }
+        card_number: { type: string }
+        ssn: { type: string }
+        note: { type: string }
     Payment:
       type: object
       required: [invoice, amount_cents]
@@ -209,6 +228,41 @@ outbound = "{orders_outbound}"
     /// A handle on the shared audit log, for sidecars a test starts itself.
     pub fn audit_handle(&self) -> palisade_audit::AuditHandle {
         self.writer.as_ref().unwrap().handle()
+    }
+
+    /// The records the writer has committed so far (read while the sidecars run).
+    pub fn records_now(&self) -> Vec<AuditRecord> {
+        palisade_audit::query(&self.audit_db, &AuditQuery::default()).unwrap_or_default()
+    }
+
+    /// The bytes of every file of the audit database (`audit.db`, and `-wal`, `-shm`
+    /// when they exist), by name.
+    pub fn audit_files(&self) -> Vec<(String, Vec<u8>)> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(self.root()).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("audit.db") {
+                files.push((name, std::fs::read(entry.path()).unwrap()));
+            }
+        }
+        files.sort();
+        files
+    }
+
+    /// Stops every sidecar and flushes the audit log; returns every record in it and the
+    /// bytes of the database files as they are left.
+    pub async fn finish_with_files(mut self) -> (Vec<AuditRecord>, Vec<(String, Vec<u8>)>) {
+        for sidecar in self.sidecars.drain(..) {
+            sidecar.shutdown().await;
+        }
+        let writer = self.writer.take().unwrap();
+        tokio::task::spawn_blocking(move || writer.shutdown())
+            .await
+            .unwrap()
+            .unwrap();
+        let records = palisade_audit::query(&self.audit_db, &AuditQuery::default()).unwrap();
+        (records, self.audit_files())
     }
 
     /// Stops every sidecar, flushes the audit log and returns every record in it.
