@@ -112,7 +112,9 @@ pub(crate) async fn refresh_forever(
                 dir = %out_dir.display(),
                 "API inventory refreshed"
             ),
-            Ok(Err(e)) => tracing::warn!(error = %e, "API inventory refresh failed; the previous one stays"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "API inventory refresh failed; the previous one stays")
+            }
             Err(e) => tracing::error!(error = %e, "API inventory refresh panicked"),
         }
         tokio::select! {

@@ -16,9 +16,17 @@ use time::OffsetDateTime;
 
 /// `n` allowed inbound calls to billing's `GET /invoices/<i>` from orders.
 fn traffic(db: &std::path::Path, n: u64) {
-    let writer = AuditWriter::start(SinkConfig::Sqlite { path: db.to_path_buf() }, 64).unwrap();
+    let writer = AuditWriter::start(
+        SinkConfig::Sqlite {
+            path: db.to_path_buf(),
+        },
+        64,
+    )
+    .unwrap();
     let handle = writer.handle();
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     for i in 0..n {
         let record = AuditRecord {
             ts: OffsetDateTime::now_utc(),
