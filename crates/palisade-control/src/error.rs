@@ -162,7 +162,8 @@ pub enum ControlError {
     /// Generating the workload key pair or its CSR failed.
     #[error("key or CSR generation failed: {0}")]
     KeyGeneration(rcgen::Error),
-    /// The API inventory could not be built from the audit database.
+    /// The API inventory could not be built from the audit database (boxed: it is
+    /// large and rare, and every other variant should stay cheap to return).
     #[error("API inventory: {0}")]
-    Inventory(#[from] palisade_inventory::InventoryError),
+    Inventory(Box<palisade_inventory::InventoryError>),
 }

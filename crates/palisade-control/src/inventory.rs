@@ -61,7 +61,9 @@ pub fn refresh_once(
     inputs.since = refresh.window.map(|window| now - window);
     let mut inventory = Inventory::new(inputs, InventoryOptions::default());
     let records = if refresh.db.exists() {
-        inventory.read_sqlite(&refresh.db)?
+        inventory
+            .read_sqlite(&refresh.db)
+            .map_err(|e| ControlError::Inventory(Box::new(e)))?
     } else {
         0
     };
