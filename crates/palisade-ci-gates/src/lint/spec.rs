@@ -180,28 +180,48 @@ impl Workspace {
         if let Some(&id) = self.by_path.get(&canonical) {
             return Ok(id);
         }
+        let shown = display(&canonical);
+        let syntax = |line: u32, column: u32, message: String| Error::SpecSyntax {
+            path: PathBuf::from(&shown),
+            line,
+            column,
+            message,
+        };
         let bytes = std::fs::read(&canonical).map_err(|source| Error::Io {
             path: path.to_owned(),
             source,
         })?;
-        let text = String::from_utf8(bytes).map_err(|e| Error::SpecSyntax {
-            path: path.to_owned(),
-            line: 1,
-            column: 1,
-            message: format!(
-                "not UTF-8 text (invalid byte at offset {})",
-                e.utf8_error().valid_up_to()
-            ),
+        let text = String::from_utf8(bytes).map_err(|e| {
+            syntax(
+                1,
+                1,
+                format!(
+                    "not UTF-8 text (invalid byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                ),
+            )
         })?;
-        let root = parse::parse(&text).map_err(|e| Error::SpecSyntax {
-            path: path.to_owned(),
-            line: e.pos.line,
-            column: e.pos.column,
-            message: e.message,
-        })?;
+        let is_json = canonical
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        if is_json {
+            // YAML accepts more than JSON (trailing commas, comments, single
+            // quotes): a .json file must be JSON.
+            if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&text) {
+                let line = u32::try_from(e.line()).unwrap_or(u32::MAX);
+                let column = u32::try_from(e.column()).unwrap_or(u32::MAX);
+                let message = e.to_string();
+                let message = message
+                    .rsplit_once(" at line ")
+                    .map_or(message.as_str(), |(m, _)| m)
+                    .to_owned();
+                return Err(syntax(line.max(1), column.max(1), message));
+            }
+        }
+        let root = parse::parse(&text).map_err(|e| syntax(e.pos.line, e.pos.column, e.message))?;
         let id = self.files.len();
         self.files.push(SourceFile {
-            display: display(&canonical),
+            display: shown.clone(),
             path: canonical.clone(),
             root,
             bytes: text.len() as u64,
@@ -362,7 +382,7 @@ impl Workspace {
     pub fn version(&self, file: FileId) -> Result<Version, Error> {
         let f = &self.files[file];
         let err = |pos: super::node::Pos, message: String| Error::NotOpenApi {
-            path: f.path.clone(),
+            path: PathBuf::from(&f.display),
             line: pos.line,
             column: pos.column,
             message,

@@ -38,11 +38,13 @@ pub fn render(report: &Report) -> String {
             f.fingerprint.get(..8).unwrap_or(&f.fingerprint),
         );
         if let Some(pointer) = f.properties.get("pointer") {
-            let _ = writeln!(
-                out,
-                "    at {}",
-                if pointer.is_empty() { "/" } else { pointer }
-            );
+            // RFC 6901: "" is the whole document ("/" would be the key "").
+            let pointer = if pointer.is_empty() {
+                "(the whole document)"
+            } else {
+                pointer
+            };
+            let _ = writeln!(out, "    at {pointer}");
         }
         if let Some(c) = &f.commit {
             let _ = writeln!(
