@@ -140,6 +140,12 @@ for f in fixtures:
         c["palisade"] += a; c["spectral"] += b; c["same place"] += same
         mark = "=" if a == b else ("+" if a > b else "-")
         print(f"  {mark} {rule:<42} palisade {a:>3}  spectral {b:>3}  same place {same:>3}")
+        # Where the two disagree: places only one of them reports.
+        for who, mine, theirs in (("palisade only", pal, spe), ("spectral only", spe, pal)):
+            for r, ptr, src in sorted(mine - theirs):
+                if r == rule and (len(fixtures) > 0):
+                    where = "" if src == str(rel) else f" ({src})"
+                    print(f"      {who}: {ptr or '(root)'}{where}")
     for code, n in sorted(unmapped.items()):
         print(f"  ! spectral {code}: {n} (not an OWASP rule: e.g. a parse or ref diagnostic)")
     totals["palisade"] += len(pal); totals["spectral"] += len(spe); totals["same place"] += len(both_places)
