@@ -373,3 +373,18 @@ fn deprecated_operations_past_their_sunset_say_so() {
         "{messages:?}"
     );
 }
+
+#[test]
+fn remote_refs_are_noted_not_fetched_nor_reported_as_broken() {
+    let report = lint_text(
+        "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths: {}\ncomponents:\n  schemas:\n    Remote: {$ref: 'https://schemas.example.com/pet.yaml#/Pet'}\n",
+    );
+    assert!(report
+        .findings
+        .iter()
+        .all(|f| f.rule_id != "palisade-unresolved-ref"));
+    assert_eq!(report.notifications.len(), 1);
+    assert!(report.notifications[0]
+        .message
+        .contains("https://schemas.example.com/pet.yaml#/Pet"));
+}
