@@ -3,7 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// What went wrong loading rules, reading inputs or running git.
+/// What went wrong loading rules or configuration, reading inputs (files,
+/// specs) or running git.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -44,6 +45,30 @@ pub enum Error {
         /// The git subcommand and arguments.
         command: String,
         /// git's stderr, trimmed.
+        message: String,
+    },
+    /// A spec (or a file one of its `$ref`s names) is not valid YAML or JSON.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    SpecSyntax {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line where parsing stopped.
+        line: u32,
+        /// 1-based column (Unicode code points).
+        column: u32,
+        /// The parser's message.
+        message: String,
+    },
+    /// A file given as a spec is not an OpenAPI 3.0 or 3.1 document.
+    #[error("{}:{line}:{column}: not an OpenAPI 3.0/3.1 document: {message}", path.display())]
+    NotOpenApi {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the offending field (or of the document).
+        line: u32,
+        /// 1-based column.
+        column: u32,
+        /// What is wrong.
         message: String,
     },
     /// A baseline file is not a previous report.

@@ -57,6 +57,7 @@ pub fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::Audit(AuditCommand::Query(args)) => audit_query(args),
         Command::Secrets(SecretsCommand::Scan(args)) => crate::secrets::scan(args),
         Command::Inventory(args) => crate::inventory::run(args),
+        Command::Lint(args) => crate::lint::lint(args),
         Command::Demo { dir, keep_running } => demo(dir, keep_running),
     }
 }

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod commands;
 mod inventory;
+mod lint;
 mod secrets;
 
 /// Zero-trust for internal APIs: mTLS workload identity, Cedar authorization and an audit
@@ -67,6 +68,9 @@ enum Command {
     /// CI gate: find credentials committed to files or to git history (exit 1 on findings).
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// CI gate: lint OpenAPI 3.0/3.1 specs for security problems (OWASP API Top 10 and
+    /// Palisade's rules; exit 1 on findings at --fail-on, 2 on unreadable input).
+    Lint(lint::LintArgs),
     /// Run a three-service mesh on loopback and show what Palisade allows and refuses.
     Demo {
         /// Directory for the demo's CA, config, policies and audit log (recreated).

@@ -21,6 +21,12 @@
 //! }
 //! ```
 //!
+//! Severities are labelled on the report's
+//! [`SeverityScale`](super::SeverityScale) (`high` for the secret scanner,
+//! `error` for the linter); a lint finding's `properties` carry its JSON
+//! `pointer`, the `operation` it was found through and the `spectral` rule
+//! ids it covers.
+//!
 //! `version` changes only when a field changes meaning or goes away; new
 //! fields may appear. A baseline is read from `findings[].fingerprint`
 //! ([`fingerprints_from_str`]).
@@ -36,9 +42,16 @@ pub const JSON_VERSION: u32 = 1;
 
 /// The report as a JSON value.
 pub fn to_value(report: &Report) -> Value {
+    let scale = report.severity_scale;
     let mut by_severity = BTreeMap::new();
     for f in &report.findings {
-        *by_severity.entry(f.severity.as_str()).or_insert(0u64) += 1;
+        *by_severity.entry(scale.label(f.severity)).or_insert(0u64) += 1;
+    }
+    let mut findings = serialize(&report.findings);
+    if let Value::Array(items) = &mut findings {
+        for (item, f) in items.iter_mut().zip(&report.findings) {
+            item["severity"] = json!(scale.label(f.severity));
+        }
     }
     json!({
         "version": JSON_VERSION,
@@ -49,7 +62,7 @@ pub fn to_value(report: &Report) -> Value {
             "suppressed": report.suppressed,
             "stats": serialize(&report.stats),
         },
-        "findings": serialize(&report.findings),
+        "findings": findings,
         "notifications": serialize(&report.notifications),
     })
 }

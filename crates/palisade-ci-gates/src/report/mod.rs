@@ -87,6 +87,34 @@ impl fmt::Display for Severity {
     }
 }
 
+/// The words a report uses for severities. The secret scanner ranks risk
+/// (`info` … `critical`); the linter speaks Spectral's and ESLint's
+/// language (`info`, `warn`, `error`). Ordering, thresholds and SARIF
+/// levels are the same either way; only the labels in text and JSON (and
+/// the `severity` result property in SARIF) differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SeverityScale {
+    /// `info`, `low`, `medium`, `high`, `critical`.
+    #[default]
+    Risk,
+    /// `info` (Info), `warn` (Low, Medium), `error` (High, Critical).
+    Lint,
+}
+
+impl SeverityScale {
+    /// The label of `severity` on this scale.
+    pub fn label(self, severity: Severity) -> &'static str {
+        match self {
+            SeverityScale::Risk => severity.as_str(),
+            SeverityScale::Lint => match severity {
+                Severity::Info => "info",
+                Severity::Low | Severity::Medium => "warn",
+                Severity::High | Severity::Critical => "error",
+            },
+        }
+    }
+}
+
 /// A string that names no [`Severity`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown severity `{0}` (expected info, low, medium, high or critical)")]
@@ -256,6 +284,8 @@ pub struct Report {
     pub stats: Stats,
     /// Conditions about the run (unreadable files, ...).
     pub notifications: Vec<Notification>,
+    /// The words severities are shown with.
+    pub severity_scale: SeverityScale,
 }
 
 impl Report {
@@ -268,6 +298,7 @@ impl Report {
             suppressed: BTreeMap::new(),
             stats: Stats::default(),
             notifications: Vec::new(),
+            severity_scale: SeverityScale::Risk,
         }
     }
 

@@ -15,7 +15,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{Finding, Report, RuleInfo};
+use super::{Finding, Report, RuleInfo, SeverityScale};
 
 /// The `$schema` written into the log.
 pub const SCHEMA_URI: &str = "https://json.schemastore.org/sarif-2.1.0.json";
@@ -32,7 +32,7 @@ pub fn to_value(report: &Report) -> Value {
         .iter()
         .map(|f| {
             let index = report.rules.iter().position(|r| r.id == f.rule_id);
-            result(f, index)
+            result(f, index, report.severity_scale)
         })
         .collect();
 
@@ -104,7 +104,7 @@ fn rule(r: &RuleInfo) -> Value {
     v
 }
 
-fn result(f: &Finding, rule_index: Option<usize>) -> Value {
+fn result(f: &Finding, rule_index: Option<usize>, scale: SeverityScale) -> Value {
     let mut region = Map::new();
     region.insert("startLine".into(), json!(f.location.line.max(1)));
     region.insert("startColumn".into(), json!(f.location.column.max(1)));
@@ -130,7 +130,7 @@ fn result(f: &Finding, rule_index: Option<usize>) -> Value {
         v["ruleIndex"] = json!(index);
     }
     let mut properties = Map::new();
-    properties.insert("severity".into(), json!(f.severity.as_str()));
+    properties.insert("severity".into(), json!(scale.label(f.severity)));
     if let Some(redacted) = &f.redacted {
         properties.insert("redacted".into(), json!(redacted));
     }

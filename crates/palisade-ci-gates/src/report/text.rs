@@ -1,8 +1,13 @@
-//! Human-readable rendering: one line per finding, then a summary.
+//! Human-readable rendering: one line per finding (then, indented, the
+//! commit of a history finding and the JSON Pointer of a lint finding),
+//! then a summary. Severities are labelled on the report's
+//! [`SeverityScale`](super::SeverityScale).
 //!
 //! ```text
 //! src/settings.py:12:14  high      github-pat  GitHub personal access token (classic): ghp_***  [fp 5a0c1e22]
 //!     introduced in 1a2b3c4d5e6f (2024-05-01T10:00:00+02:00, Alice)
+//! specs/billing.yaml:54:5  error     owasp-write-restricted  write operation POST /payments is not protected …  [fp 9c1d07aa]
+//!     at /paths/~1payments/post
 //!
 //! 1 finding (high: 1); 2 suppressed (baseline: 1, inline: 1); 120 files, 958.2 KiB scanned
 //! ```
@@ -27,11 +32,20 @@ pub fn render(report: &Report) -> String {
             f.location.path,
             f.location.line,
             f.location.column,
-            f.severity.as_str(),
+            report.severity_scale.label(f.severity),
             f.rule_id,
             f.message,
             f.fingerprint.get(..8).unwrap_or(&f.fingerprint),
         );
+        if let Some(pointer) = f.properties.get("pointer") {
+            // RFC 6901: "" is the whole document ("/" would be the key "").
+            let pointer = if pointer.is_empty() {
+                "(the whole document)"
+            } else {
+                pointer
+            };
+            let _ = writeln!(out, "    at {pointer}");
+        }
         if let Some(c) = &f.commit {
             let _ = writeln!(
                 out,
@@ -73,17 +87,25 @@ pub fn summary(report: &Report) -> String {
         s.push_str("no findings");
     } else {
         let _ = write!(s, "{n} finding{}", if n == 1 { "" } else { "s" });
-        let parts: Vec<String> = Severity::ALL
-            .iter()
-            .rev()
-            .filter_map(|sev| {
-                let count = report
-                    .findings
-                    .iter()
-                    .filter(|f| f.severity == *sev)
-                    .count();
-                (count > 0).then(|| format!("{sev}: {count}"))
-            })
+        let mut parts: Vec<(&str, usize)> = Vec::new();
+        for sev in Severity::ALL.iter().rev() {
+            let count = report
+                .findings
+                .iter()
+                .filter(|f| f.severity == *sev)
+                .count();
+            if count == 0 {
+                continue;
+            }
+            let label = report.severity_scale.label(*sev);
+            match parts.iter_mut().find(|(l, _)| *l == label) {
+                Some((_, c)) => *c += count,
+                None => parts.push((label, count)),
+            }
+        }
+        let parts: Vec<String> = parts
+            .into_iter()
+            .map(|(label, count)| format!("{label}: {count}"))
             .collect();
         let _ = write!(s, " ({})", parts.join(", "));
     }
