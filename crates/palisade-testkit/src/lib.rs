@@ -108,12 +108,24 @@ impl TestPki {
 }
 
 /// A loopback address with a port that was free a moment ago (for configs that must name
-/// ports before the listener exists).
+/// ports before the listener exists). Never the same port twice in one test process: the
+/// kernel may hand a just-released ephemeral port out again, and two listeners of one
+/// config would then collide.
 pub fn free_addr() -> SocketAddr {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let addr = StdListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        if !handed_out.contains(&addr.port()) {
+            handed_out.push(addr.port());
+            return addr;
+        }
+    }
 }
 
 /// Polls `condition` every 10 ms until it holds or `deadline` passes (then panics with `what`).
