@@ -442,7 +442,7 @@ fn control_inventory(
     };
     Ok(Some(palisade_control::inventory::InventoryRefresh {
         db: path.clone(),
-        inputs: crate::inventory::inputs_from_config(config)?,
+        inputs: palisade_proxy::inventory_inputs(config)?,
         window: Some(control.inventory_window),
         interval: control.inventory_refresh,
     }))

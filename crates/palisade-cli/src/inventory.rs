@@ -1,7 +1,6 @@
 //! `palisade inventory`: the live API inventory from the audit database, and `inventory
 //! diff` between two snapshots.
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -9,10 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
 use palisade_audit::AuditQuery;
-use palisade_config::{AuditSink, Config, ServiceConfig};
-use palisade_inventory::{
-    Inventory, InventoryInputs, InventoryOptions, RetiredRoute, ServiceInputs, Snapshot, SpecInput,
-};
+use palisade_config::{AuditSink, Config};
+use palisade_inventory::{Inventory, InventoryInputs, InventoryOptions, Snapshot, SpecInput};
 use palisade_openapi::ApiSpec;
 use time::OffsetDateTime;
 
@@ -60,7 +57,7 @@ fn build(args: InventoryBuildArgs) -> Result<ExitCode, Failure> {
     let now = OffsetDateTime::now_utc();
     let since = args.since.map(|window| now - window);
     let mut inputs = match &config {
-        Some(config) => inputs_from_config(config)?,
+        Some(config) => palisade_proxy::inventory_inputs(config)?,
         None => InventoryInputs::default(),
     };
     inputs.since = since;
@@ -91,44 +88,6 @@ fn build(args: InventoryBuildArgs) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// What the configuration says about each service: owner, spec, retired routes (also
-/// what `palisade control serve` keeps its inventory with).
-pub(crate) fn inputs_from_config(config: &Config) -> Result<InventoryInputs, Failure> {
-    let mut inputs = InventoryInputs {
-        services: BTreeMap::new(),
-        since: None,
-    };
-    for service in &config.services {
-        let spec = match &service.openapi {
-            Some(path) => Some(load_spec(path)?),
-            None => None,
-        };
-        inputs.services.insert(
-            service.name.clone(),
-            ServiceInputs {
-                owner: service.owner.clone(),
-                spec,
-                retired: retired_routes(service),
-            },
-        );
-    }
-    Ok(inputs)
-}
-
-/// The routes the configuration retires for `service` (`[service.inventory] retired`):
-/// their calls are zombies.
-fn retired_routes(service: &ServiceConfig) -> Vec<RetiredRoute> {
-    service
-        .inventory
-        .retired
-        .iter()
-        .map(|retired| RetiredRoute {
-            method: retired.method.clone(),
-            route: retired.route.clone(),
-        })
-        .collect()
 }
 
 fn load_spec(path: &Path) -> Result<SpecInput, Failure> {

@@ -309,6 +309,10 @@ pub(crate) fn answer(
             Some(customer)
         }
         (Workload::Customers, &Method::DELETE, ["customers", id]) => Some(json!({ "deleted": id })),
+        // A debug page nobody documented: a shadow API the inventory finds in traffic.
+        (Workload::Customers, &Method::GET, ["internal", "debug"]) => Some(json!({
+            "build": "2026.11.30", "cache_entries": 42, "last_admin_email": "ops@example.com",
+        })),
         (Workload::Impostor, _, _) => Some(json!({
             "in_stock": 0,
             "served_by": "an impostor holding the customers SVID",

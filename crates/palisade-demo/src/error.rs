@@ -81,6 +81,9 @@ pub enum DemoError {
     /// The audit log could not be opened, flushed or read.
     #[error("audit log: {0}")]
     Audit(#[from] AuditError),
+    /// The API inventory could not be built from the demo's audit log.
+    #[error("building the API inventory: {0}")]
+    Inventory(String),
     /// The audit writer did not finish flushing.
     #[error("the audit writer did not shut down: {0}")]
     AuditShutdown(String),

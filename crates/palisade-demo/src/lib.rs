@@ -11,6 +11,7 @@
 mod apps;
 mod client;
 mod error;
+mod inventory;
 mod mesh;
 mod oauth;
 mod report;
@@ -130,6 +131,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
         (scenarios, stats.written)
     };
     println!("{}", report::audit_tail(&layout.audit_db, written)?);
+    println!("{}", inventory::show(&config, &layout)?);
     println!("{}", report::files(&layout));
 
     Ok(DemoReport {

@@ -33,7 +33,9 @@ pub(crate) fn intro(layout: &Layout, scenarios: usize) -> String {
          invoices:read scope; everything else is denied), the request against the service's \
          OpenAPI spec, and injection payloads. The control plane also issues OAuth 2.0 access \
          tokens, which billing's sidecar accepts, even from a caller without a certificate. \
-         The demo runs {scenarios} scenarios: three allowed calls, one denied by policy, four \
+         The demo runs {scenarios} scenarios: three allowed calls, a call to an undocumented \
+         debug page that customers' report-mode validation lets through (the API inventory \
+         then flags it), one denied by policy, four \
          attacks on identity (no certificate, a certificate from a rogue CA, plaintext HTTP, \
          an impostor), three calls to billing by a reporting job outside the mesh with access \
          tokens (its own, allowed by a policy on the token's scope; one orders got, bound to \
@@ -41,8 +43,9 @@ pub(crate) fn intro(layout: &Layout, scenarios: usize) -> String {
          guard stage refuses (a payment with an undeclared field, an \
          undocumented endpoint, SQL injection, path traversal, and a retry loop throttled by \
          identity); then billing's SVID rotates while orders keeps calling it, and orders is \
-         revoked by the control plane, after which billing refuses its certificate. It checks that each had the expected outcome and left exactly one audit \
-         record per call on the sidecar that decided it.\n\
+         revoked by the control plane, after which billing refuses its certificate. It checks \
+         that each had the expected outcome and left exactly one audit record per call on the \
+         sidecar that decided it, and ends with the API inventory built from the audit log.\n\
          \n\
          Working directory: {}\n",
         layout.root.display()

@@ -56,6 +56,12 @@ pub(crate) enum Expected {
         /// The record's `auth`.
         auth: AuthMethod,
     },
+    /// 200, allowed, with a guard stage in `report` mode having recorded `code` in the
+    /// deciding record's findings (what the API inventory later flags).
+    Reported {
+        /// The finding's code.
+        code: &'static str,
+    },
     /// An HTTP refusal with a problem body, by the identity or policy checks.
     Refused {
         /// The status.
@@ -97,6 +103,7 @@ impl fmt::Display for Expected {
             Expected::AllowedAs { caller, auth } => {
                 write!(f, "200 allowed for {caller}, auth {auth}")
             }
+            Expected::Reported { code } => write!(f, "200 allowed, {code} reported"),
             Expected::Refused { status, code }
             | Expected::Blocked {
                 status,
@@ -132,7 +139,9 @@ impl Expected {
             return matches!(self, Expected::HandshakeRefused { .. });
         };
         match self {
-            Expected::Allowed | Expected::AllowedAs { .. } => *s == 200 && c.is_none(),
+            Expected::Allowed | Expected::AllowedAs { .. } | Expected::Reported { .. } => {
+                *s == 200 && c.is_none()
+            }
             Expected::Refused { status, code } => *s == status && c.as_deref() == Some(code),
             Expected::Blocked {
                 status,
@@ -168,6 +177,12 @@ impl Expected {
                 Expected::Allowed.matches_record(record)
                     && record.caller.as_deref() == Some(caller)
                     && record.auth == auth
+            }
+            Expected::Reported { code } => {
+                record.decision == Decision::Allow
+                    && record.code.is_none()
+                    && record.status == Some(200)
+                    && is_finding(&record.findings, code, None)
             }
             Expected::Refused { status, code } => {
                 refused(Some(status), code) && record.findings.is_empty()
@@ -846,6 +861,7 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
     let mut pay = call(Method::POST, "billing", "/payments", true);
     pay.body = Body::Json(json!({ "invoice": "42", "amount_cents": 1999, "currency": "EUR" }));
     let get_customer = call(Method::GET, "customers", "/customers/7", true);
+    let debug_page = call(Method::GET, "customers", "/internal/debug", true);
     let delete_customer = call(Method::DELETE, "customers", "/customers/7", true);
     let no_cert = call(Method::GET, "customers", "/customers/7", false);
     let rogue_cert = call(Method::GET, "customers", "/customers/7", false);
@@ -903,6 +919,20 @@ pub(crate) fn plan(config: &Config, layout: &Layout) -> Result<Vec<Scenario>, De
             decider: Decider::inbound("customers"),
             step: Step::Call,
             call: get_customer,
+            to: billing_out,
+            tls: None,
+        },
+        Scenario {
+            name: format!(
+                "{} (served by the customers app, in no spec: customers validates in report mode)",
+                app("billing", "customers", &debug_page)
+            ),
+            expected: Expected::Reported {
+                code: "palisade.schema.unknown_route",
+            },
+            decider: Decider::inbound("customers"),
+            step: Step::Call,
+            call: debug_page,
             to: billing_out,
             tls: None,
         },
@@ -1756,7 +1786,7 @@ mod tests {
         crate::workspace::write_config(&layout, "127.0.0.1:7000".parse().unwrap()).unwrap();
         let config = Config::load(&layout.config).unwrap();
         let plan = plan(&config, &layout).unwrap();
-        assert_eq!(plan.len(), 18);
+        assert_eq!(plan.len(), 19);
         let budget = limited_rate(&config).unwrap().burst;
         assert_eq!(budget, 5);
         let [rest @ .., retry_loop, rotation, revocation] = plan.as_slice() else {

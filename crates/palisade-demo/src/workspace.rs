@@ -353,9 +353,26 @@ revocation_poll = "{REVOCATION_POLL}"   # demo only: this short so that a revoca
         if service.name == TOKEN_SERVICE {
             text.push_str(&render_tokens());
         }
+        if service.name == REPORT_MODE_SERVICE {
+            text.push_str(REPORT_MODE_VALIDATION);
+        }
     }
     text
 }
+
+/// The service whose spec validation only reports, so calls outside its spec reach its
+/// app and show up in the API inventory as shadow endpoints.
+const REPORT_MODE_SERVICE: &str = "customers";
+
+/// Its `[service.validation]`.
+const REPORT_MODE_VALIDATION: &str = r#"
+# Validation in report mode: a call outside customers' spec (its app still serves an old
+# /internal/debug page) is let through and the finding is written into the audit record;
+# `palisade inventory` then lists the endpoint as shadow. Use this while adopting a spec,
+# then switch to "enforce" (the default), as billing does.
+[service.validation]
+mode = "report"
+"#;
 
 /// `[control.oauth]`: the OAuth clients of [`CLIENTS`], as the control plane registers them.
 fn render_oauth() -> String {
@@ -591,11 +608,17 @@ mod tests {
         assert_eq!(settings.svid_ttl, DEMO_SVID_TTL);
         assert_eq!(settings.revocation_poll, Duration::from_millis(200));
         assert_eq!(settings.bundle, layout.bundle());
-        // Validation and inspection are on by default; only billing has rate limits: a
+        // Validation and inspection are on by default (customers' validation only
+        // reports, for the inventory's shadow endpoint); only billing has rate limits: a
         // generous default and orders' own small budget for reading invoices.
         for name in SERVICES {
             let service = config.service(name).unwrap();
-            assert_eq!(service.validation.mode, palisade_config::StageMode::Enforce);
+            let validation = if name == REPORT_MODE_SERVICE {
+                palisade_config::StageMode::Report
+            } else {
+                palisade_config::StageMode::Enforce
+            };
+            assert_eq!(service.validation.mode, validation, "{name}");
             assert!(service.validation.strict);
             assert_eq!(service.inspection.mode, palisade_config::StageMode::Enforce);
             assert_eq!(service.limits.is_some(), name == LIMITED_SERVICE, "{name}");

@@ -146,6 +146,39 @@ pub fn load_services(
     Ok((infos, specs))
 }
 
+/// What the configuration tells the API inventory about each service: its owner, its
+/// spec, and the routes its owner retired (`[service.inventory] retired`).
+pub fn inventory_inputs(config: &Config) -> Result<palisade_inventory::InventoryInputs, SpecError> {
+    let mut inputs = palisade_inventory::InventoryInputs::default();
+    for service in &config.services {
+        let spec = match &service.openapi {
+            Some(path) => Some(palisade_inventory::SpecInput {
+                source: path.display().to_string(),
+                spec: ApiSpec::load(path)?,
+            }),
+            None => None,
+        };
+        let retired = service
+            .inventory
+            .retired
+            .iter()
+            .map(|retired| palisade_inventory::RetiredRoute {
+                method: retired.method.clone(),
+                route: retired.route.clone(),
+            })
+            .collect();
+        inputs.services.insert(
+            service.name.clone(),
+            palisade_inventory::ServiceInputs {
+                owner: service.owner.clone(),
+                spec,
+                retired,
+            },
+        );
+    }
+    Ok(inputs)
+}
+
 /// A sidecar, not yet started.
 pub struct Sidecar;
 
