@@ -844,6 +844,20 @@ impl Checker<'_> {
     }
 }
 
+/// Asserts that `err` reports, on `line` of its file, an issue about `field` whose message
+/// contains `words` (the shape every configuration test checks).
+#[cfg(test)]
+fn assert_issue(err: &ConfigError, line: usize, field: &str, words: &str) {
+    let shown = err.to_string();
+    let wanted = format!(":{line}: {field}: ");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains(&wanted) && l.contains(words)),
+        "no {wanted}…{words} in:\n{shown}"
+    );
+}
+
 #[cfg(test)]
 mod oauth_tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -961,16 +975,9 @@ scopes = {}
             dir.path(),
         )
         .unwrap_err();
-        let shown = err.to_string();
         let base_lines = BASE.lines().count();
         let expect = |line: usize, field: &str, words: &str| {
-            let wanted = format!(":{}: {field}: ", base_lines + line);
-            assert!(
-                shown
-                    .lines()
-                    .any(|l| l.contains(&wanted) && l.contains(words)),
-                "no {wanted}…{words} in:\n{shown}"
-            );
+            super::assert_issue(&err, base_lines + line, field, words);
         };
         expect(3, "control.oauth.token_ttl", "longer than zero");
         expect(5, "control.oauth.client[0].client_id", "SPIFFE ID");
@@ -992,7 +999,7 @@ scopes = {}
         );
         expect(22, "control.oauth.client[3].auth", "client_secret_basic");
         expect(23, "control.oauth.client[3].scopes", "names no audience");
-        assert_eq!(err.issues.len(), 8, "{shown}");
+        assert_eq!(err.issues.len(), 8, "{err}");
     }
 
     #[test]
@@ -1079,7 +1086,6 @@ upstream = "127.0.0.1:8002"
             "\n[service.tokens]\nissuer = \"http://plain.example.org\"\nleeway = \"1h\"\nclient_cert = \"sometimes\"\n",
         )
         .unwrap_err();
-        let shown = err.to_string();
         let base = SERVICE.lines().count();
         for (line, field, words) in [
             (2, "service[0].tokens", "needs [control]"),
@@ -1087,15 +1093,9 @@ upstream = "127.0.0.1:8002"
             (4, "service[0].tokens.leeway", "at most 5m"),
             (5, "service[0].tokens.client_cert", "\"sometimes\""),
         ] {
-            let wanted = format!(":{}: {field}: ", base + line);
-            assert!(
-                shown
-                    .lines()
-                    .any(|l| l.contains(&wanted) && l.contains(words)),
-                "no {wanted}…{words} in:\n{shown}"
-            );
+            super::assert_issue(&err, base + line, field, words);
         }
-        assert_eq!(err.issues.len(), 4, "{shown}");
+        assert_eq!(err.issues.len(), 4, "{err}");
         let contradiction = parse(
             "\n[service.tokens]\nclient_cert = \"optional\"\nrequire_binding = true\n\n[control]\nurl = \"https://cp.example.org:7000\"\n",
         )

@@ -81,9 +81,13 @@ pub enum DemoError {
     /// The audit log could not be opened, flushed or read.
     #[error("audit log: {0}")]
     Audit(#[from] AuditError),
-    /// The API inventory could not be built from the demo's audit log.
+    /// A spec could not be loaded for the API inventory.
+    #[error("loading the specs for the API inventory: {0}")]
+    InventorySpec(#[from] palisade_proxy::SpecError),
+    /// The API inventory could not be built from the demo's audit log (boxed: it is
+    /// large and rare).
     #[error("building the API inventory: {0}")]
-    Inventory(String),
+    Inventory(Box<palisade_inventory::InventoryError>),
     /// The audit writer did not finish flushing.
     #[error("the audit writer did not shut down: {0}")]
     AuditShutdown(String),

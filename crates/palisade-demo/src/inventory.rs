@@ -12,12 +12,11 @@ use crate::DemoError;
 /// Builds the inventory, writes `inventory/snapshot.json` and `inventory/openapi/*.json`
 /// into the demo directory, and returns the text to print.
 pub(crate) fn show(config: &Config, layout: &Layout) -> Result<String, DemoError> {
-    let inputs = palisade_proxy::inventory_inputs(config)
-        .map_err(|e| DemoError::Inventory(e.to_string()))?;
+    let inputs = palisade_proxy::inventory_inputs(config)?;
     let mut inventory = Inventory::new(inputs, InventoryOptions::default());
     inventory
         .read_sqlite(&layout.audit_db)
-        .map_err(|e| DemoError::Inventory(e.to_string()))?;
+        .map_err(|e| DemoError::Inventory(Box::new(e)))?;
     let snapshot = inventory.snapshot(OffsetDateTime::now_utc());
     let dir = layout.root.join("inventory");
     let openapi = dir.join("openapi");

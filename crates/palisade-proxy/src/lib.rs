@@ -31,7 +31,7 @@ use palisade_config::{
 };
 use palisade_identity::IdentityError;
 use palisade_inspect::{InspectOptions, Inspector};
-use palisade_openapi::{ApiSpec, RequestValidator, SpecError, ValidationOptions};
+use palisade_openapi::{ApiSpec, RequestValidator, ValidationOptions};
 use palisade_policy::{spawn_reloader, PolicyEngine, PolicyError, ReloadWatcher, ServiceInfo};
 use palisade_ratelimit::{Backend, LimitRules, Rate, RateLimitError, RateLimiter};
 use tokio::net::TcpListener;
@@ -46,6 +46,8 @@ use crate::stages::forward::{LocalUpstream, MeshTarget};
 use crate::tokens::BearerTokens;
 
 pub use crate::rejection::Rejection;
+// In the signatures of `load_services` and `inventory_inputs`.
+pub use palisade_openapi::SpecError;
 
 /// Why a sidecar could not start.
 #[derive(Debug, thiserror::Error)]
